@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on Debian 12, as root. Idempotent:
+# packages already present are not fetched again. Progress goes to the terminal.
+set -euo pipefail
+
+# Real components the tests run against (see README "Tests").
+DEBS=(
+  mosquitto mosquitto-clients            # local and cloud brokers
+  containerd runc containernetworking-plugins iptables  # container management
+  docker-registry busybox-static         # OCI registry and test images
+  libubootenv-tool grub-common           # fw_printenv/fw_setenv, grub-editenv
+  grub-efi-amd64-bin ovmf qemu-system-x86 qemu-utils  # A/B image boot tests
+  linux-image-amd64 mtools dosfstools e2fsprogs gdisk cpio
+  openssl ca-certificates git make gcc
+  systemd kas python3                    # Yocto layer checks (systemd-analyze, kas schema)
+)
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+export PATH="$PATH:$(go env GOPATH)/bin"
+command -v staticcheck >/dev/null || { echo "deps: go install staticcheck"; go install honnef.co/go/tools/cmd/staticcheck@2026.1; }
+echo "deps: ok"

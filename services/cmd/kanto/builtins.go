@@ -1,0 +1,12 @@
+package main
+
+import "github.com/kantofw/kanto/services/internal/cli"
+
+type command struct {
+	main    cli.Main
+	summary string
+}
+
+// commands lists everything compiled into the binary. The key is both the
+// subcommand and the symlink name (the upstream binary name).
+var commands = map[string]command{}
