@@ -59,6 +59,11 @@ func Start(t testing.TB, o Options) *Broker {
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
 	var c strings.Builder
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.Port)
+	if os.Geteuid() == 0 {
+		// Otherwise Mosquitto drops to user mosquitto, which cannot read
+		// the test's private temp folder.
+		c.WriteString("user root\n")
+	}
 	fmt.Fprintf(&c, "persistence %v\npersistence_location %s/\n", o.Persistence, b.dir)
 	c.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
 	if o.SysLog {
