@@ -1,0 +1,312 @@
+package bootenv
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// UBootCopy is one copy of a U-Boot environment as fw_env.config names it.
+type UBootCopy struct {
+	Device string
+	Offset int64
+	Size   int64 // whole copy: CRC + (flags) + data
+	// SectorSize is kept for fw_env.config round trips; files and block
+	// devices do not need erasing.
+	SectorSize int64
+}
+
+// ParseFwEnvConfig parses a fw_env.config: one or two lines of
+// "device offset size [sector-size [sectors]]", '#' comments. Numbers are
+// decimal or 0x hex.
+func ParseFwEnvConfig(r io.Reader) ([]UBootCopy, error) {
+	var copies []UBootCopy
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		t := sc.Text()
+		if i := strings.IndexByte(t, '#'); i >= 0 {
+			t = t[:i]
+		}
+		f := strings.Fields(t)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 3 {
+			return nil, fmt.Errorf("line %d: want device offset size: %w", line, ErrFormat)
+		}
+		c := UBootCopy{Device: f[0]}
+		var err error
+		if c.Offset, err = strconv.ParseInt(f[1], 0, 64); err != nil || c.Offset < 0 {
+			return nil, fmt.Errorf("line %d: offset %q: %w", line, f[1], ErrFormat)
+		}
+		if c.Size, err = strconv.ParseInt(f[2], 0, 64); err != nil || c.Size < 16 || c.Size > 16<<20 {
+			return nil, fmt.Errorf("line %d: size %q: %w", line, f[2], ErrFormat)
+		}
+		if len(f) > 3 {
+			if c.SectorSize, err = strconv.ParseInt(f[3], 0, 64); err != nil {
+				return nil, fmt.Errorf("line %d: sector size %q: %w", line, f[3], ErrFormat)
+			}
+		}
+		copies = append(copies, c)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(copies) == 0:
+		return nil, fmt.Errorf("no environment in fw_env.config: %w", ErrFormat)
+	case len(copies) > 2:
+		return nil, fmt.Errorf("%d environments in fw_env.config, at most 2: %w", len(copies), ErrFormat)
+	case len(copies) == 2 && copies[0].Size != copies[1].Size:
+		return nil, fmt.Errorf("redundant copies differ in size: %w", ErrFormat)
+	}
+	return copies, nil
+}
+
+// ParseUBootEnv parses one copy (CRC, optional flags byte, data). It
+// returns ErrNoEnv when the CRC does not match.
+func ParseUBootEnv(raw []byte, redundant bool) (env map[string]string, flags byte, err error) {
+	hdr := 4
+	if redundant {
+		hdr = 5
+	}
+	if len(raw) <= hdr {
+		return nil, 0, fmt.Errorf("copy of %d bytes: %w", len(raw), ErrNoEnv)
+	}
+	data := raw[hdr:]
+	if crc32.ChecksumIEEE(data) != binary.LittleEndian.Uint32(raw) {
+		return nil, 0, fmt.Errorf("bad CRC: %w", ErrNoEnv)
+	}
+	if redundant {
+		flags = raw[4]
+	}
+	env = map[string]string{}
+	for len(data) > 0 && data[0] != 0 {
+		i := bytes.IndexByte(data, 0)
+		if i < 0 {
+			return nil, 0, fmt.Errorf("unterminated variable: %w", ErrFormat)
+		}
+		kv := data[:i]
+		data = data[i+1:]
+		eq := bytes.IndexByte(kv, '=')
+		if eq <= 0 {
+			return nil, 0, fmt.Errorf("variable without '=': %w", ErrFormat)
+		}
+		env[string(kv[:eq])] = string(kv[eq+1:])
+	}
+	return env, flags, nil
+}
+
+// EncodeUBootEnv renders one copy of size bytes.
+func EncodeUBootEnv(env map[string]string, size int, redundant bool, flags byte) ([]byte, error) {
+	hdr := 4
+	if redundant {
+		hdr = 5
+	}
+	out := make([]byte, size)
+	data := out[hdr:]
+	n := 0
+	for _, k := range sortedKeys(env) {
+		v := env[k]
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fmt.Errorf("value of %q holds NUL: %w", k, ErrInvalid)
+		}
+		// Leave room for the terminating NUL and the final empty string.
+		if n+len(k)+1+len(v)+1 >= len(data) {
+			return nil, fmt.Errorf("environment over %d bytes: %w", len(data), ErrTooLarge)
+		}
+		n += copy(data[n:], k)
+		data[n] = '='
+		n++
+		n += copy(data[n:], v)
+		data[n] = 0
+		n++
+	}
+	if redundant {
+		out[4] = flags
+	}
+	binary.LittleEndian.PutUint32(out, crc32.ChecksumIEEE(data))
+	return out, nil
+}
+
+// newer reports whether flags a is newer than b in libubootenv's
+// incremental scheme (0 follows 255).
+func newer(a, b byte) bool {
+	switch {
+	case a == b:
+		return false
+	case a == 0 && b == 0xff:
+		return true
+	case a == 0xff && b == 0:
+		return false
+	default:
+		return a > b
+	}
+}
+
+// UBootEnv is a U-Boot environment with one or two copies.
+type UBootEnv struct {
+	Copies []UBootCopy
+	// LockPath is flocked around every write; by default the lock file of
+	// libubootenv's fw_setenv, so the two never write at once.
+	LockPath string
+	// Create lets Write start from an empty environment when no copy is
+	// valid. Off by default: U-Boot would then boot with an environment
+	// lacking its defaults (bootcmd, ...).
+	Create bool
+}
+
+// DefaultUBootLock is libubootenv's lock file.
+const DefaultUBootLock = "/var/lock/fw_printenv.lock"
+
+// OpenUBootEnv reads fw_env.config at path.
+func OpenUBootEnv(configPath string) (*UBootEnv, error) {
+	f, err := os.Open(configPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	copies, err := ParseFwEnvConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configPath, err)
+	}
+	lock := DefaultUBootLock
+	if _, err := os.Stat("/var/lock"); err != nil {
+		lock = ""
+	}
+	return &UBootEnv{Copies: copies, LockPath: lock}, nil
+}
+
+func (u *UBootEnv) redundant() bool { return len(u.Copies) == 2 }
+
+func readCopy(c UBootCopy) ([]byte, error) {
+	f, err := os.Open(c.Device)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, c.Size)
+	if _, err := f.ReadAt(buf, c.Offset); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: short environment: %w", c.Device, ErrNoEnv)
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// load returns the current environment, the index of the current copy and
+// its flags.
+func (u *UBootEnv) load() (env map[string]string, current int, flags byte, err error) {
+	type result struct {
+		env   map[string]string
+		flags byte
+		err   error
+	}
+	res := make([]result, len(u.Copies))
+	for i, c := range u.Copies {
+		raw, err := readCopy(c)
+		if err != nil {
+			res[i].err = err
+			continue
+		}
+		res[i].env, res[i].flags, res[i].err = ParseUBootEnv(raw, u.redundant())
+	}
+	if !u.redundant() {
+		if res[0].err != nil {
+			return nil, 0, 0, fmt.Errorf("%s: %w", u.Copies[0].Device, res[0].err)
+		}
+		return res[0].env, 0, 0, nil
+	}
+	ok0, ok1 := res[0].err == nil, res[1].err == nil
+	switch {
+	case ok0 && ok1:
+		if newer(res[1].flags, res[0].flags) {
+			return res[1].env, 1, res[1].flags, nil
+		}
+		return res[0].env, 0, res[0].flags, nil
+	case ok0:
+		return res[0].env, 0, res[0].flags, nil
+	case ok1:
+		return res[1].env, 1, res[1].flags, nil
+	}
+	return nil, -1, 0, fmt.Errorf("both copies invalid (%v; %v): %w", res[0].err, res[1].err, ErrNoEnv)
+}
+
+// Read implements Store.
+func (u *UBootEnv) Read() (map[string]string, error) {
+	env, _, _, err := u.load()
+	return env, err
+}
+
+// Write implements Store. With two copies the non-current copy gets the
+// new environment and flags+1, is fsynced and read back; the current copy
+// is not touched, so a power cut leaves the old environment valid.
+func (u *UBootEnv) Write(set map[string]string) error {
+	for k := range set {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	if u.LockPath != "" {
+		unlock, err := lockFile(u.LockPath)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	env, current, flags, err := u.load()
+	if err != nil {
+		if !errors.Is(err, ErrNoEnv) || !u.Create {
+			return err
+		}
+		env, current, flags = map[string]string{}, 1, 0
+	}
+	target := 0
+	if u.redundant() {
+		target = 1 - current
+		flags++
+	}
+	c := u.Copies[target]
+	raw, err := EncodeUBootEnv(merge(env, set), int(c.Size), u.redundant(), flags)
+	if err != nil {
+		return err
+	}
+	if err := writeCopy(c, raw); err != nil {
+		return err
+	}
+	back, err := readCopy(c)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(back, raw) {
+		return fmt.Errorf("%s: read back differs from what was written: %w", c.Device, ErrFormat)
+	}
+	return nil
+}
+
+func writeCopy(c UBootCopy, raw []byte) error {
+	f, err := os.OpenFile(c.Device, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(raw, c.Offset); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,279 @@
+package bootenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kantofw/kanto/internal/testenv"
+)
+
+const envSize = 0x2000
+
+// newUBoot makes fw_env.config with one or two copies in files (the second
+// at an offset inside its file, as on a real disk) and returns the store.
+func newUBoot(t *testing.T, redundant bool) (*UBootEnv, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("# test env\n%s 0x0 0x%x\n", filepath.Join(dir, "env0"), envSize)
+	if redundant {
+		cfg += fmt.Sprintf("%s 0x4000 0x%x 0x1000\n", filepath.Join(dir, "env1"), envSize)
+	}
+	for _, n := range []string{"env0", "env1"} {
+		if err := os.WriteFile(filepath.Join(dir, n), make([]byte, 0x8000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "fw_env.config")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := OpenUBootEnv(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.LockPath = filepath.Join(dir, "lock")
+	return u, path
+}
+
+func fwPrintenv(t *testing.T, cfg string) map[string]string {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "fw_printenv"), "-c", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fw_printenv: %v\n%s", err, out)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			t.Fatalf("fw_printenv line %q", l)
+		}
+		env[k] = v
+	}
+	return env
+}
+
+func TestUBootRoundTripWithLibubootenv(t *testing.T) {
+	setenv := testenv.LookPath(t, "fw_setenv")
+	for _, redundant := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redundant=%v", redundant), func(t *testing.T) {
+			u, cfg := newUBoot(t, redundant)
+			u.Create = true
+			// We create and write; fw_printenv reads.
+			if err := u.Write(map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_TRIAL": "0", "bootcmd": "run kanto; reset"}); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_TRIAL": "0", "bootcmd": "run kanto; reset"}
+			if diff := cmp.Diff(want, fwPrintenv(t, cfg)); diff != "" {
+				t.Fatalf("fw_printenv after our write (-want +got):\n%s", diff)
+			}
+			// Several writes each way, so the redundant flags advance on both sides.
+			for i := range 3 {
+				if out, err := exec.Command(setenv, "-c", cfg, "BOOT_ORDER", "B A").CombinedOutput(); err != nil {
+					t.Fatalf("fw_setenv: %v\n%s", err, out)
+				}
+				if out, err := exec.Command(setenv, "-c", cfg, "BOOT_B_LEFT", fmt.Sprint(i)).CombinedOutput(); err != nil {
+					t.Fatalf("fw_setenv: %v\n%s", err, out)
+				}
+				got, err := u.Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want["BOOT_ORDER"], want["BOOT_B_LEFT"] = "B A", fmt.Sprint(i)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("read after fw_setenv (-want +got):\n%s", diff)
+				}
+				if err := u.Write(map[string]string{"BOOT_TRIAL": fmt.Sprint(i % 2), "bootcmd": ""}); err != nil {
+					t.Fatal(err)
+				}
+				want["BOOT_TRIAL"] = fmt.Sprint(i % 2)
+				delete(want, "bootcmd")
+				if diff := cmp.Diff(want, fwPrintenv(t, cfg)); diff != "" {
+					t.Fatalf("fw_printenv (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// TestUBootPowerCut simulates the torn writes a power cut leaves behind:
+// the copy being written is truncated or half written, or the current copy
+// is corrupted. A valid, consistent environment must still be read.
+func TestUBootPowerCut(t *testing.T) {
+	old := map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_TRIAL": "0"}
+	next := map[string]string{"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3", "BOOT_TRIAL": "1"}
+	for _, tc := range []struct {
+		name string
+		// damage is applied to the copy that the next write goes to (the
+		// torn write), or to the current copy.
+		damage func(t *testing.T, u *UBootEnv, current, target int)
+		want   map[string]string
+	}{
+		{"torn write half zeros", func(t *testing.T, u *UBootEnv, _, target int) {
+			raw, _ := EncodeUBootEnv(next, envSize, true, 200)
+			copy(raw[envSize/2:], make([]byte, envSize/2))
+			raw[envSize-1] = 1 // a stray byte so the zero tail is not the real padding
+			if err := writeCopy(u.Copies[target], raw); err != nil {
+				t.Fatal(err)
+			}
+		}, old},
+		{"torn write truncated file", func(t *testing.T, u *UBootEnv, _, target int) {
+			c := u.Copies[target]
+			if err := os.Truncate(c.Device, c.Offset+100); err != nil {
+				t.Fatal(err)
+			}
+		}, old},
+		{"torn write only header", func(t *testing.T, u *UBootEnv, _, target int) {
+			raw, _ := EncodeUBootEnv(next, envSize, true, 200)
+			f, _ := os.OpenFile(u.Copies[target].Device, os.O_WRONLY, 0)
+			f.WriteAt(raw[:5], u.Copies[target].Offset)
+			f.Close()
+		}, old},
+		{"new copy written, old copy then corrupted", func(t *testing.T, u *UBootEnv, current, _ int) {
+			if err := u.Write(next); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := os.OpenFile(u.Copies[current].Device, os.O_WRONLY, 0)
+			f.WriteAt([]byte("XXXX"), u.Copies[current].Offset+40)
+			f.Close()
+		}, next},
+		{"current copy corrupted", func(t *testing.T, u *UBootEnv, current, _ int) {
+			if err := u.Write(next); err != nil {
+				t.Fatal(err)
+			}
+			// next is now current, in the old target; break it.
+			f, _ := os.OpenFile(u.Copies[1-current].Device, os.O_WRONLY, 0)
+			f.WriteAt([]byte("XXXX"), u.Copies[1-current].Offset+40)
+			f.Close()
+		}, old},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, cfg := newUBoot(t, true)
+			u.Create = true
+			// Two writes so both copies are valid and the flags differ.
+			if err := u.Write(map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Write(old); err != nil {
+				t.Fatal(err)
+			}
+			_, current, _, err := u.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, u, current, 1-current)
+			got, err := u.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("read (-want +got):\n%s", diff)
+			}
+			// libubootenv agrees, except that it gives up on a short file
+			// where we fall back to the other copy.
+			if strings.Contains(tc.name, "truncated") {
+				return
+			}
+			if diff := cmp.Diff(tc.want, fwPrintenv(t, cfg)); diff != "" {
+				t.Fatalf("fw_printenv (-want +got):\n%s", diff)
+			}
+			// And the next write repairs: both read back the same.
+			if err := u.Write(map[string]string{"X": "1"}); err != nil && !strings.Contains(tc.name, "truncated") {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestUBootNoValidEnv(t *testing.T) {
+	u, _ := newUBoot(t, true)
+	if _, err := u.Read(); !errors.Is(err, ErrNoEnv) {
+		t.Fatalf("read of blank copies: %v", err)
+	}
+	if err := u.Write(map[string]string{"A": "1"}); !errors.Is(err, ErrNoEnv) {
+		t.Fatalf("write without Create: %v", err)
+	}
+}
+
+func TestUBootFlagsWrap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b byte
+		want bool
+	}{{1, 0, true}, {0, 1, false}, {0, 255, true}, {255, 0, false}, {7, 7, false}, {200, 100, true}} {
+		if got := newer(tc.a, tc.b); got != tc.want {
+			t.Errorf("newer(%d,%d)=%v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestParseFwEnvConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []UBootCopy
+		err      error
+	}{
+		{"single", "/dev/mmcblk0 0x3f8000 0x4000\n", []UBootCopy{{"/dev/mmcblk0", 0x3f8000, 0x4000, 0}}, nil},
+		{"redundant", "# c\n/dev/a 0 16384 512 1\n/dev/b 0x4000 0x4000 512\n", []UBootCopy{{"/dev/a", 0, 0x4000, 512}, {"/dev/b", 0x4000, 0x4000, 512}}, nil},
+		{"empty", "# nothing\n", nil, ErrFormat},
+		{"three", "a 0 64\nb 0 64\nc 0 64\n", nil, ErrFormat},
+		{"bad number", "a zero 64\n", nil, ErrFormat},
+		{"sizes differ", "a 0 64\nb 0 128\n", nil, ErrFormat},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseFwEnvConfig(strings.NewReader(tc.in))
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzParseUBootEnv(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "uboot-*.bin"))
+	sort.Strings(files)
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, strings.Contains(name, "redundant"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, redundant bool) {
+		env, flags, err := ParseUBootEnv(data, redundant)
+		if err != nil {
+			return
+		}
+		out, err := EncodeUBootEnv(env, len(data), redundant, flags)
+		if err != nil {
+			return
+		}
+		again, _, err := ParseUBootEnv(out, redundant)
+		if err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+		if diff := cmp.Diff(env, again); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
+
+func FuzzParseFwEnvConfig(f *testing.F) {
+	for _, s := range []string{"/dev/mmcblk0 0x3f8000 0x4000\n/dev/mmcblk0 0x3fc000 0x4000\n", "# x\n/dev/mtd1 0 0x10000 0x10000 1\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		copies, err := ParseFwEnvConfig(strings.NewReader(s))
+		if err == nil && (len(copies) == 0 || len(copies) > 2) {
+			t.Fatalf("%d copies without error", len(copies))
+		}
+	})
+}
