@@ -1,6 +1,9 @@
 package main
 
-import "github.com/kantofw/kanto/services/internal/cli"
+import (
+	"github.com/kantofw/kanto/services/connector"
+	"github.com/kantofw/kanto/services/internal/cli"
+)
 
 type command struct {
 	main    cli.Main
@@ -9,4 +12,6 @@ type command struct {
 
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
-var commands = map[string]command{}
+var commands = map[string]command{
+	"suite-connector": {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
+}

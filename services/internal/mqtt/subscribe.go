@@ -14,6 +14,7 @@ type subscription struct {
 	filter string
 	qos    byte
 	h      Handler
+	hd     DeferredHandler
 	queue  chan delivery
 	done   chan struct{}
 	once   sync.Once
@@ -44,11 +45,28 @@ func (a *ackCounter) done() {
 
 func (s *subscription) close() { s.once.Do(func() { close(s.done) }) }
 
+// DeferredHandler receives a message and a function that acknowledges it.
+// Calls still come in arrival order, but the acknowledgement may come later
+// (for example after a batch of messages was written to disk); until then
+// the broker keeps the message in flight for the session.
+type DeferredHandler func(ctx context.Context, m Message, ack func())
+
+// SubscribeDeferred is Subscribe with a handler that acknowledges itself.
+func (c *Client) SubscribeDeferred(ctx context.Context, filter string, qos byte, h DeferredHandler) error {
+	return c.subscribe(ctx, &subscription{filter: filter, qos: qos, hd: h})
+}
+
 // Subscribe adds filter to the table (replacing an earlier handler for the
 // same filter) and subscribes now if connected. The subscription is sent
 // again on every reconnect.
 func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
-	s := &subscription{filter: filter, qos: qos, h: h, queue: make(chan delivery, c.o.QueueDepth), done: make(chan struct{})}
+	return c.subscribe(ctx, &subscription{filter: filter, qos: qos, h: h})
+}
+
+func (c *Client) subscribe(ctx context.Context, s *subscription) error {
+	filter, qos := s.filter, s.qos
+	s.queue = make(chan delivery, c.o.QueueDepth)
+	s.done = make(chan struct{})
 	c.mu.Lock()
 	if old := c.subs[filter]; old != nil {
 		old.close()
@@ -101,6 +119,10 @@ func (c *Client) run(s *subscription) {
 		case <-s.done:
 			return
 		case d := <-s.queue:
+			if s.hd != nil {
+				s.hd(c.ctx, d.m, d.ack.done)
+				continue
+			}
 			s.h(c.ctx, d.m)
 			d.ack.done()
 		}

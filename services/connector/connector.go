@@ -1,0 +1,465 @@
+// Package connector is the suite connector: it links the device's local
+// Mosquitto to a Hono (or generic MQTT) hub, wire-compatible with Eclipse
+// Kanto's suite-connector.
+//
+// Beyond upstream, messages towards the cloud go through a disk-persisted,
+// bounded buffer (package buffer) instead of relying on the broker's
+// in-memory session: a message is acknowledged to the local broker only
+// once it is fsynced to the buffer, and removed from the buffer only once
+// the hub acknowledged it. So nothing is lost on a first boot without
+// network, a connector kill -9, or a broker restart; delivery is
+// at-least-once and in order per topic.
+//
+// Goroutines: Run owns the local clients' subscription goroutines (package
+// mqtt), the batcher, the stats publisher and one launch at a time; a
+// launch owns its hub client and sender. All end when Run's context ends.
+package connector
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/kantofw/kanto/services/internal/buffer"
+	"github.com/kantofw/kanto/services/internal/hono"
+	"github.com/kantofw/kanto/services/internal/lifecycle"
+	"github.com/kantofw/kanto/services/internal/mqtt"
+)
+
+// Options are what Run needs besides the context.
+type Options struct {
+	Settings Settings
+	// Reapply re-applies the command-line flags that were given explicitly,
+	// on top of the provisioning file (upstream's precedence).
+	Reapply  func(*Settings)
+	Env      Env
+	Log      *slog.Logger
+	Notifier *lifecycle.Notifier
+	Now      func() time.Time
+	// Window is how many messages may be in flight to the hub; default 64.
+	Window int
+	// ProvisioningTick coalesces provisioning file events; default 3 s.
+	ProvisioningTick time.Duration
+}
+
+// Connector is one suite connector.
+type Connector struct {
+	o      Options
+	log    *slog.Logger
+	buf    *buffer.Buffer
+	local  *mqtt.Client // "connector": status, thing info, $SYS, LWT
+	cloud  *mqtt.Client // "cloud": local data in, commands out
+	status *statusPublisher
+	subs   *tracker
+	corr   *correlations
+	dups   *dedupe
+	inbox  chan pending
+
+	hubOnline atomic.Bool
+	mu        sync.Mutex
+	hub       *mqtt.Client
+	info      []byte // edge/thing/response payload of the current launch
+	poison    map[uint64]int
+}
+
+type pending struct {
+	e   *buffer.Entry
+	ack func()
+}
+
+// thingInfo is the payload of edge/thing/response.
+type thingInfo struct {
+	DeviceID string `json:"deviceId"`
+	TenantID string `json:"tenantId"`
+	PolicyID string `json:"policyId,omitempty"`
+}
+
+// New prepares a connector; Run starts it.
+func New(o Options) *Connector {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Window <= 0 {
+		o.Window = 64
+	}
+	if o.ProvisioningTick <= 0 {
+		o.ProvisioningTick = 3 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Notifier == nil {
+		o.Notifier = lifecycle.NewNotifier(o.Log)
+	}
+	return &Connector{
+		o:      o,
+		log:    o.Log,
+		subs:   newTracker(o.Env.LocalClientID, o.Env.CloudClientID),
+		corr:   newCorrelations(o.Now),
+		dups:   &dedupe{now: o.Now, seen: map[string]time.Time{}},
+		inbox:  make(chan pending, 256),
+		poison: map[uint64]int{},
+	}
+}
+
+// Run runs until ctx ends. It returns nil on cancellation.
+func (c *Connector) Run(ctx context.Context) error {
+	s := c.o.Settings
+	policy, _ := buffer.ParsePolicy(s.BufferOverflow)
+	buf, err := buffer.Open(s.BufferFile, s.BufferSize, policy)
+	if err != nil {
+		return fmt.Errorf("offline buffer: %w", err)
+	}
+	c.buf = buf
+	defer buf.Close()
+	if st := buf.Stats(); st.Messages > 0 {
+		c.log.Info("offline buffer holds messages from before", "messages", st.Messages, "bytes", st.Bytes)
+	}
+
+	localTLS, err := c.localTLS()
+	if err != nil {
+		return err
+	}
+	c.local = mqtt.New(mqtt.Options{
+		URL: s.LocalAddress, ClientID: c.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
+		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS,
+		Will:      &mqtt.Message{Topic: TopicStatus, Payload: willPayload, QoS: 1, Retained: true},
+		OnConnect: func() { go c.status.republish(ctx) },
+		Log:       c.log,
+	})
+	c.status = &statusPublisher{client: c.local, now: c.o.Now}
+	c.cloud = mqtt.New(mqtt.Options{
+		URL: s.LocalAddress, ClientID: c.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
+		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS, Log: c.log,
+	})
+	defer c.cloud.Close()
+	defer c.local.Close()
+
+	for _, f := range append(append(append([]string{}, hono.EventFilters...), hono.TelemetryFilters...), hono.ResponseFilters...) {
+		if err := c.cloud.SubscribeDeferred(ctx, f, 1, c.onLocal); err != nil {
+			return err
+		}
+	}
+	if err := c.cloud.Subscribe(ctx, TopicThingRequest, 0, c.onThingRequest); err != nil {
+		return err
+	}
+	if !s.Generic {
+		if err := c.local.Subscribe(ctx, sysLogFilter, 0, c.onSysLog); err != nil {
+			return err
+		}
+	}
+	c.log.Info("connecting to the local broker", "localAddress", s.LocalAddress)
+	if err := connectRetry(ctx, c.local, c.log); err != nil {
+		return nil // cancelled
+	}
+	if err := connectRetry(ctx, c.cloud, c.log); err != nil {
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.batcher(ctx) }()
+	go func() { defer wg.Done(); c.publishStats(ctx) }()
+	defer wg.Wait()
+
+	changes, stopWatch, err := watchProvisioning(s.ProvisioningFile, c.o.ProvisioningTick, c.log)
+	if err != nil {
+		c.status.send(ctx, CauseConfigError)
+		return fmt.Errorf("provisioning watcher: %w", err)
+	}
+	defer stopWatch()
+
+	c.o.Notifier.Ready("local broker connected")
+	go c.o.Notifier.Watchdog(ctx, c.local.IsConnected)
+	defer c.o.Notifier.Stopping()
+
+	relaunch := false
+	for {
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func(relaunch bool) { defer close(done); c.launch(lctx, relaunch) }(relaunch)
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return nil
+		case <-changes:
+			c.log.Info("provisioning file changed, relaunching", "file", s.ProvisioningFile)
+			cancel()
+			<-done
+			relaunch = true
+		}
+	}
+}
+
+func (c *Connector) localTLS() (*tls.Config, error) {
+	s := c.o.Settings
+	if !mqtt.IsSecure(s.LocalAddress) {
+		return nil, nil
+	}
+	cfg, _, err := tlsConfig(s.LocalCACert, s.LocalCert, s.LocalKey, nil)
+	return cfg, err
+}
+
+// connectRetry connects every 5 s until it works or ctx ends (upstream's
+// local connect loop).
+func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error {
+	for {
+		err := cl.Connect(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("local broker not reachable, retrying in 5s", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// launch runs one hub session with the settings of this moment.
+func (c *Connector) launch(ctx context.Context, relaunch bool) {
+	s := c.o.Settings
+	found, err := applyProvisioning(s.ProvisioningFile, &s)
+	if c.o.Reapply != nil {
+		c.o.Reapply(&s)
+	}
+	if err != nil {
+		c.log.Error("cannot use the provisioning file", "err", err)
+		c.status.send(ctx, CauseProvisioningError)
+		<-ctx.Done()
+		return
+	}
+	if relaunch {
+		c.status.send(ctx, CauseProvisioningUpdate)
+	}
+	tlsCfg, leaf, err := c.hubTLS(&s)
+	if err == nil && s.DeviceIDPattern != "" {
+		s.DeviceID, err = resolvePattern(s.DeviceIDPattern, leaf)
+	}
+	if err != nil {
+		c.log.Error("hub connection cannot be created", "err", err)
+		c.status.send(ctx, CauseConnectionError)
+		<-ctx.Done()
+		return
+	}
+	if err := s.ValidateDynamic(); err != nil {
+		cause := CauseProvisioningError
+		if !found {
+			cause = CauseProvisioningMissing
+		}
+		c.log.Error("settings incomplete; waiting for a provisioning file", "err", err, "provisioningFile", s.ProvisioningFile)
+		c.status.send(ctx, cause)
+		<-ctx.Done()
+		return
+	}
+	rt := routes{tenant: s.TenantID, device: s.DeviceID, generic: s.Generic, env: c.o.Env}
+	info, _ := json.Marshal(thingInfo{DeviceID: s.DeviceID, TenantID: s.TenantID, PolicyID: s.PolicyID})
+
+	clientID := s.ClientID
+	if clientID == "" {
+		clientID = randomID()
+	}
+	opts := mqtt.Options{URL: s.Address, ClientID: clientID, CleanSession: false, TLS: tlsCfg, Log: c.log}
+	if leaf == nil {
+		opts.Username, opts.Password = s.Username, s.Password
+		if opts.Username == "" && s.AuthID != "" {
+			opts.Username = hono.Username(s.AuthID, s.TenantID)
+		}
+		if tlsCfg == nil && opts.Username != "" {
+			c.log.Warn("credentials are sent without TLS", "address", s.Address)
+		}
+	}
+	lost := make(chan error, 1)
+	opts.OnConnectionLost = func(err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	}
+	hub := mqtt.New(opts)
+	cmdFilter := hono.RequestFilter
+	if s.Generic {
+		cmdFilter = "command/" + s.TenantID + "/" + s.DeviceID + "/+/req/#"
+	}
+	handler := func(ctx context.Context, m mqtt.Message) { c.onCommand(ctx, rt, m) }
+	_ = hub.Subscribe(ctx, cmdFilter, 0, handler)
+	if !s.Generic {
+		for _, f := range c.subs.filters() {
+			_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
+		}
+	}
+	c.mu.Lock()
+	c.hub, c.info = hub, info
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.hub = nil
+		c.mu.Unlock()
+		c.hubOnline.Store(false)
+		hub.Close()
+		c.corr.clear()
+		c.status.send(context.WithoutCancel(ctx), CauseConnectionClosed)
+	}()
+
+	c.log.Info("connecting to the hub", "address", s.Address, "deviceId", s.DeviceID, "tenantId", s.TenantID, "clientId", clientID)
+	bo := newBackoff(c.o.Env)
+	authFails := 0
+	for {
+		err := hub.Connect(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			authFails = 0
+			bo.reset()
+			c.hubOnline.Store(true)
+			c.status.send(ctx, "")
+			c.announce(ctx)
+			c.log.Info("hub connected", "address", s.Address)
+			c.o.Notifier.Status("hub connected")
+			err = c.send(ctx, hub, rt, lost)
+			c.hubOnline.Store(false)
+			if ctx.Err() != nil {
+				return
+			}
+			hub.Disconnect(0)
+			c.log.Warn("hub connection lost", "err", err)
+			c.o.Notifier.Status("hub disconnected")
+		} else {
+			c.log.Warn("hub connect failed", "err", err)
+		}
+		c.status.send(ctx, causeOf(err))
+		switch {
+		case errors.Is(err, mqtt.ErrNotAuthenticated), errors.Is(err, mqtt.ErrNotAuthorized):
+			authFails++
+			if authFails >= c.o.Env.AuthRetries {
+				c.log.Error("hub refused the credentials; giving up until the provisioning file changes",
+					"attempts", authFails, "err", err)
+				c.status.send(ctx, CauseConnectionClosed)
+				<-ctx.Done()
+				return
+			}
+		case errors.Is(err, mqtt.ErrIDRejected), errors.Is(err, mqtt.ErrBadProtocol):
+			c.log.Error("hub refused the connection; giving up until the provisioning file changes", "err", err)
+			c.status.send(ctx, CauseConnectionClosed)
+			<-ctx.Done()
+			return
+		}
+		wait := bo.next()
+		c.log.Info("reconnecting to the hub", "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func causeOf(err error) string {
+	if errors.Is(err, mqtt.ErrNotAuthenticated) {
+		return CauseNotAuthenticated
+	}
+	return CauseConnectionError
+}
+
+func (c *Connector) hubTLS(s *Settings) (*tls.Config, *x509.Certificate, error) {
+	if !mqtt.IsSecure(s.Address) {
+		return nil, nil, nil
+	}
+	return tlsConfig(s.CACert, s.Cert, s.Key, s.ALPN)
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// backoff is upstream's exponential backoff: init, ×mul up to max, ±25 %.
+type backoff struct {
+	env Env
+	cur time.Duration
+}
+
+func newBackoff(env Env) *backoff { return &backoff{env: env} }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.env.BackoffInit
+	} else {
+		b.cur = time.Duration(math.Min(float64(b.cur)*b.env.BackoffMul, float64(b.env.BackoffMax)))
+	}
+	return time.Duration(float64(b.cur) * (0.75 + 0.5*mrand.Float64()))
+}
+
+// watchProvisioning watches the file's directory and yields at most one
+// change per tick, as upstream does.
+func watchProvisioning(path string, tick time.Duration, log *slog.Logger) (<-chan struct{}, func(), error) {
+	if path == "" {
+		return nil, nil, errors.New("provisioningFile is empty")
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, nil, err
+	}
+	abs, _ := filepath.Abs(path)
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	// Owned by the watcher; exits when stop closes done.
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		dirty := false
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) == abs {
+					dirty = true
+				}
+			case err, ok := <-w.Errors:
+				if ok {
+					log.Warn("provisioning watcher", "err", err)
+				}
+			case <-t.C:
+				if dirty {
+					dirty = false
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return out, func() { close(done); w.Close() }, nil
+}
