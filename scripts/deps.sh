@@ -28,4 +28,6 @@ fi
 
 export PATH="$PATH:$(go env GOPATH)/bin"
 command -v staticcheck >/dev/null || { echo "deps: go install staticcheck"; go install honnef.co/go/tools/cmd/staticcheck@2026.1; }
+command -v versitygw >/dev/null || { echo "deps: go install versitygw"; go install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }  # S3 server for file upload tests
+command -v azurite-blob >/dev/null || { echo "deps: npm install azurite"; npm install -g azurite; }  # Azure Blob emulator for file upload tests
 echo "deps: ok"
