@@ -1,195 +1,43 @@
-// Package mosquittotest starts a real Mosquitto broker for tests on a free
-// loopback port, with its own config, persistence and log in a temp folder.
+// Package mosquittotest starts a real Mosquitto broker for a test on a free
+// loopback port, in the test's temp folder, and stops it when the test ends.
 package mosquittotest
 
 import (
-	"bytes"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/kantofw/kanto/internal/mosquitto"
 	"github.com/kantofw/kanto/internal/testenv"
 )
 
-// Options shape the broker.
-type Options struct {
-	// Extra is appended to mosquitto.conf (e.g. max_queued_messages).
-	Extra string
-	// Users maps user names to passwords; when set, anonymous access is off.
-	Users map[string]string
-	// TLS, when set, makes the listener TLS with these PEM files.
-	TLS *TLS
-	// Persistence keeps sessions on disk across Restart.
-	Persistence bool
-	// SysLog adds Kanto's $SYS log settings (subscribe/unsubscribe tracking).
-	SysLog bool
-}
+// Options and TLS are the runner's.
+type (
+	Options = mosquitto.Options
+	TLS     = mosquitto.TLS
+)
 
-// TLS holds PEM file paths for the listener.
-type TLS struct {
-	CAFile, CertFile, KeyFile string
-	// RequireCert asks clients for a certificate signed by CAFile.
-	RequireCert bool
-}
-
-// Broker is a running Mosquitto.
+// Broker is a running broker whose Restart fails the test on error.
 type Broker struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	Port int
-	conf string
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *bytes.Buffer
+	*mosquitto.Broker
+	t testing.TB
 }
 
-// Start starts a broker and stops it when the test ends.
+// Start starts a broker (failing in CI, skipping elsewhere, when Mosquitto
+// is not installed) and stops it when the test ends.
 func Start(t testing.TB, o Options) *Broker {
 	t.Helper()
-	b := &Broker{t: t, bin: testenv.LookPath(t, "mosquitto"), dir: t.TempDir(), Port: testenv.FreePort(t)}
-	b.conf = filepath.Join(b.dir, "mosquitto.conf")
-	var c strings.Builder
-	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.Port)
-	if os.Geteuid() == 0 {
-		// Otherwise Mosquitto drops to user mosquitto, which cannot read
-		// the test's private temp folder.
-		c.WriteString("user root\n")
-	}
-	fmt.Fprintf(&c, "persistence %v\npersistence_location %s/\n", o.Persistence, b.dir)
-	c.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
-	if o.SysLog {
-		c.WriteString("log_dest topic\nlog_type subscribe\nlog_type unsubscribe\n")
-	}
-	if len(o.Users) > 0 {
-		pw := filepath.Join(b.dir, "passwd")
-		var lines strings.Builder
-		for u, p := range o.Users {
-			fmt.Fprintf(&lines, "%s:%s\n", u, p)
-		}
-		if err := os.WriteFile(pw, []byte(lines.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// mosquitto_passwd -U hashes the plain-text file in place.
-		if out, err := exec.Command(testenv.LookPath(t, "mosquitto_passwd"), "-U", pw).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-		}
-		fmt.Fprintf(&c, "allow_anonymous false\npassword_file %s\n", pw)
-	} else {
-		c.WriteString("allow_anonymous true\n")
-	}
-	if o.TLS != nil {
-		fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile)
-		if o.TLS.RequireCert {
-			c.WriteString("require_certificate true\n")
-			if len(o.Users) == 0 {
-				c.WriteString("use_identity_as_username true\n")
-			}
-		}
-	}
-	c.WriteString(o.Extra)
-	c.WriteString("\n")
-	if err := os.WriteFile(b.conf, []byte(c.String()), 0o644); err != nil {
+	testenv.LookPath(t, "mosquitto")
+	b, err := mosquitto.Start(t.TempDir(), testenv.FreePort(t), o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.start()
 	t.Cleanup(b.Stop)
-	return b
+	return &Broker{Broker: b, t: t}
 }
 
-// URL is the broker's tcp:// (or ssl://) address.
-func (b *Broker) URL() string { return "tcp://" + testenv.Addr(b.Port) }
-
-// Addr is host:port.
-func (b *Broker) Addr() string { return testenv.Addr(b.Port) }
-
-// Log returns what the broker printed so far.
-func (b *Broker) Log() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.log.String()
-}
-
-func (b *Broker) start() {
-	b.t.Helper()
-	b.mu.Lock()
-	b.log = &bytes.Buffer{}
-	cmd := exec.Command(b.bin, "-c", b.conf)
-	cmd.Stdout = &lockedWriter{mu: &b.mu, w: b.log}
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err := cmd.Start()
-	b.cmd = cmd
-	b.mu.Unlock()
-	if err != nil {
-		b.t.Fatalf("start mosquitto: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", b.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.t.Fatalf("mosquitto did not listen on %s: %s", b.Addr(), b.Log())
-}
-
-// Stop terminates the broker (SIGTERM, so persistence is saved).
-func (b *Broker) Stop() {
-	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// Kill stops the broker with SIGKILL (a crash).
-func (b *Broker) Kill() {
-	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-}
-
-// Restart starts the broker again on the same port with the same config.
+// Restart restarts the broker on the same port and config.
 func (b *Broker) Restart() {
 	b.t.Helper()
-	b.Stop()
-	b.start()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if err := b.Broker.Restart(); err != nil {
+		b.t.Fatal(err)
+	}
 }
