@@ -172,6 +172,9 @@ func (k *Keyring) Verify(manifest []byte, sig *Signature, now time.Time) (*Signe
 	if err := verifyRaw(pub, sig.Algorithm, manifest, raw); err != nil {
 		return nil, err
 	}
+	if sig.KeyID != who.KeyID {
+		return nil, fmt.Errorf("keyId %q does not match the signer's key: %w", sig.KeyID, ErrFormat)
+	}
 	return who, nil
 }
 

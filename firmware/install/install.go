@@ -1,0 +1,246 @@
+// Package install streams a verified bundle into the inactive slot group.
+//
+// The order of an installation is the safety argument:
+//
+//  1. read the header and verify the signature, chain and compatible board
+//     (nothing written anywhere yet);
+//  2. pick the target group (the one not booted) and refuse if any target
+//     device is the booted or mounted root;
+//  3. mark the target bad in the boot environment (one atomic write) and in
+//     the slot status record;
+//  4. write each image, a verified chunk at a time, then fsync the device;
+//  5. check the stream ends after the last image;
+//  6. record version and hashes, then arm the target (one atomic write).
+//
+// A failure or power cut before 6 leaves the target marked bad, so the
+// bootloader never picks a half-written slot.
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kantofw/kanto/firmware/bootenv"
+	"github.com/kantofw/kanto/firmware/bundle"
+	"github.com/kantofw/kanto/firmware/slot"
+)
+
+// ErrTooLarge: an image does not fit its slot.
+var ErrTooLarge = errors.New("image larger than its slot")
+
+// Installer installs bundles into the slots of one device.
+type Installer struct {
+	Slots   *slot.Config
+	Scheme  bootenv.Scheme
+	Keyring *bundle.Keyring
+	Log     *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Progress is reported while images are written.
+type Progress struct {
+	Class   string `json:"class"`
+	Written int64  `json:"written"` // bytes of all images written so far
+	Total   int64  `json:"total"`   // bytes of all images
+}
+
+// Options of one installation.
+type Options struct {
+	// Transaction is stored in the slot status record.
+	Transaction string
+	// OnVerified runs after the manifest is verified and the target chosen,
+	// before anything is written; an error aborts the installation.
+	OnVerified func(m *bundle.Manifest, target string) error
+	// Progress, if set, is called about every 1% and at the end.
+	Progress func(Progress)
+}
+
+// Result describes a completed installation.
+type Result struct {
+	Target   string           `json:"target"`
+	Manifest *bundle.Manifest `json:"manifest"`
+	Signer   *bundle.Signer   `json:"signer"`
+}
+
+// Install reads a bundle from r and installs it into the inactive group.
+func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
+	log := in.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	br, err := bundle.Open(r, bundle.VerifyOptions{Keyring: in.Keyring, Compatible: in.Slots.Compatible, Now: now()})
+	if err != nil {
+		return nil, err
+	}
+	m := br.Manifest()
+	booted, err := in.Slots.Booted()
+	if err != nil {
+		return nil, err
+	}
+	target := bootenv.Other(booted)
+	targets := make([]slot.Slot, len(m.Images))
+	for i, im := range m.Images {
+		s, err := in.Slots.Get(im.Class, target)
+		if err != nil {
+			return nil, fmt.Errorf("bundle image %q: %w", im.Class, err)
+		}
+		if err := in.checkTarget(s, booted, im.Size); err != nil {
+			return nil, err
+		}
+		targets[i] = s
+	}
+	log = log.With("version", m.Version, "target", target)
+	if opts.OnVerified != nil {
+		if err := opts.OnVerified(m, target); err != nil {
+			return nil, err
+		}
+	}
+
+	// From here on the target may be half written: mark it bad first.
+	if err := in.Scheme.MarkBad(target); err != nil {
+		return nil, fmt.Errorf("mark slot %s bad: %w", target, err)
+	}
+	err = in.Slots.UpdateStatus(target, func(s *slot.Status) {
+		*s = slot.Status{Status: slot.StatusInstalling, Version: m.Version, Transaction: opts.Transaction}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("slot status: %w", err)
+	}
+	log.Info("installing", "images", len(m.Images))
+
+	var total int64
+	for _, im := range m.Images {
+		total += im.Size
+	}
+	pw := &progressWriter{class: "", total: total, fn: opts.Progress, step: max(total/100, 1<<20)}
+	for i := range m.Images {
+		im, ir, err := br.Next()
+		if err != nil {
+			return nil, in.fail(target, err)
+		}
+		pw.class = im.Class
+		if err := writeImage(ctx, targets[i].Device, ir, pw); err != nil {
+			return nil, in.fail(target, fmt.Errorf("write %s to %s: %w", im.Class, targets[i].Device, err))
+		}
+		log.Info("image written", "class", im.Class, "device", targets[i].Device, "bytes", im.Size)
+	}
+	if _, _, err := br.Next(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("more images than the manifest lists: %w", bundle.ErrFormat)
+		}
+		return nil, in.fail(target, err)
+	}
+	pw.report(true)
+
+	err = in.Slots.UpdateStatus(target, func(s *slot.Status) {
+		s.Status = slot.StatusTrial
+		s.InstalledAt = now().UTC()
+		s.CommittedAt = time.Time{}
+		s.BootCount = 0
+		s.SHA256, s.Size = map[string]string{}, map[string]int64{}
+		for _, im := range m.Images {
+			s.SHA256[im.Class], s.Size[im.Class] = im.SHA256, im.Size
+		}
+	})
+	if err != nil {
+		return nil, in.fail(target, fmt.Errorf("slot status: %w", err))
+	}
+	if err := in.Scheme.Arm(target); err != nil {
+		return nil, in.fail(target, fmt.Errorf("arm slot %s: %w", target, err))
+	}
+	log.Info("installed and armed for a trial boot")
+	return &Result{Target: target, Manifest: m, Signer: br.Signer}, nil
+}
+
+// fail records the target as bad (it already is in the boot environment)
+// and returns err.
+func (in *Installer) fail(target string, err error) error {
+	if uerr := in.Slots.UpdateStatus(target, func(s *slot.Status) { s.Status = slot.StatusBad }); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	return err
+}
+
+// checkTarget refuses a target that is (or resolves to) the booted slot or
+// the mounted root, or that is too small.
+func (in *Installer) checkTarget(s slot.Slot, booted string, size int64) error {
+	for _, b := range in.Slots.Group(booted) {
+		if slot.SameDevice(s.Device, b.Device) {
+			return fmt.Errorf("%s.%s (%s) is the booted %s.%s: %w", s.Class, s.Name, s.Device, b.Class, b.Name, slot.ErrBootedSlot)
+		}
+	}
+	if isMountedRoot(s.Device) {
+		return fmt.Errorf("%s is the mounted root: %w", s.Device, slot.ErrBootedSlot)
+	}
+	limit := s.Size
+	if limit == 0 {
+		limit = blockDeviceSize(s.Device)
+	}
+	if limit > 0 && size > limit {
+		return fmt.Errorf("%s.%s: %d bytes into %d: %w", s.Class, s.Name, size, limit, ErrTooLarge)
+	}
+	return nil
+}
+
+func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWriter) error {
+	f, err := os.OpenFile(device, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	w := &ctxWriter{ctx: ctx, w: f, pw: pw}
+	if _, err := io.Copy(w, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+	pw  *progressWriter
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.w.Write(p)
+	c.pw.add(int64(n))
+	return n, err
+}
+
+type progressWriter struct {
+	class        string
+	written      int64
+	total, step  int64
+	lastReported int64
+	fn           func(Progress)
+}
+
+func (p *progressWriter) add(n int64) {
+	p.written += n
+	p.report(false)
+}
+
+func (p *progressWriter) report(final bool) {
+	if p.fn == nil || (!final && p.written-p.lastReported < p.step) {
+		return
+	}
+	p.lastReported = p.written
+	p.fn(Progress{Class: p.class, Written: p.written, Total: p.total})
+}

@@ -1,0 +1,317 @@
+package install_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kantofw/kanto/firmware/bootenv"
+	"github.com/kantofw/kanto/firmware/bootenv/bootenvtest"
+	"github.com/kantofw/kanto/firmware/bundle"
+	"github.com/kantofw/kanto/firmware/bundle/bundletest"
+	"github.com/kantofw/kanto/firmware/install"
+	"github.com/kantofw/kanto/firmware/slot"
+)
+
+const slotSize = 1 << 20
+
+// device is a file-backed A/B device booted from A.
+type device struct {
+	dir   string
+	cfg   *slot.Config
+	env   *bootenv.GrubEnv
+	inst  *install.Installer
+	pki   *bundletest.PKI
+	slotA []byte
+}
+
+func newDevice(t *testing.T) *device {
+	t.Helper()
+	d := &device{dir: t.TempDir(), pki: bundletest.NewPKI(t, "ecdsa")}
+	d.slotA = bytes.Repeat([]byte("A-running-system"), slotSize/16)
+	must(t, os.WriteFile(filepath.Join(d.dir, "slotA.img"), d.slotA, 0o644))
+	must(t, os.WriteFile(filepath.Join(d.dir, "slotB.img"), make([]byte, slotSize), 0o644))
+	must(t, os.WriteFile(filepath.Join(d.dir, "bootA.img"), make([]byte, 64<<10), 0o644))
+	must(t, os.WriteFile(filepath.Join(d.dir, "bootB.img"), make([]byte, 64<<10), 0o644))
+	must(t, os.WriteFile(filepath.Join(d.dir, "cmdline"), []byte("console=ttyS0 root=PARTLABEL=rootA kanto.slot=A quiet\n"), 0o644))
+	cfg := slot.Config{
+		Compatible: "test-board", Bootloader: "grub", GrubEnv: "grubenv", StateDir: "state", Cmdline: "cmdline",
+		Slots: []slot.Slot{
+			{Name: "A", Class: "rootfs", Device: "slotA.img", PartLabel: "rootA", Size: slotSize},
+			{Name: "B", Class: "rootfs", Device: "slotB.img", PartLabel: "rootB", Size: slotSize},
+			{Name: "A", Class: "boot", Device: "bootA.img"},
+			{Name: "B", Class: "boot", Device: "bootB.img"},
+		},
+	}
+	data, _ := json.Marshal(cfg)
+	path := filepath.Join(d.dir, "slots.json")
+	must(t, os.WriteFile(path, data, 0o644))
+	var err error
+	if d.cfg, err = slot.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	d.env = bootenv.NewGrubEnv(d.cfg.GrubEnv)
+	must(t, d.env.Write(map[string]string{"ORDER": "A B", "A_OK": "1", "A_TRY": "0", "B_OK": "0", "B_TRY": "0"}))
+	d.inst = &install.Installer{Slots: d.cfg, Scheme: bootenv.NewGrubScheme(d.env), Keyring: d.pki.Keyring}
+	return d
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (d *device) read(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.dir, name))
+	must(t, err)
+	return b
+}
+
+func (d *device) envMap(t *testing.T) map[string]string {
+	t.Helper()
+	e, err := d.env.Read()
+	must(t, err)
+	return e
+}
+
+func TestInstallArmsTarget(t *testing.T) {
+	d := newDevice(t)
+	rootfs := bundletest.Image(700<<10+3, 9)
+	boot := bundletest.Image(10<<10, 8)
+	b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": rootfs, "boot": boot}, bundletest.Options{Version: "2.0.0", Compression: "zstd"})
+	var progress []install.Progress
+	var verified string
+	res, err := d.inst.Install(context.Background(), bytes.NewReader(b), install.Options{
+		Transaction: "tx-1",
+		OnVerified:  func(m *bundle.Manifest, target string) error { verified = m.Version + "→" + target; return nil },
+		Progress:    func(p install.Progress) { progress = append(progress, p) },
+	})
+	must(t, err)
+	if res.Target != "B" || verified != "2.0.0→B" {
+		t.Fatalf("target %q, verified %q", res.Target, verified)
+	}
+	if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(rootfs)], rootfs) {
+		t.Fatal("slot B does not hold the rootfs image")
+	}
+	if got := d.read(t, "bootB.img"); !bytes.Equal(got[:len(boot)], boot) {
+		t.Fatal("boot B does not hold the boot image")
+	}
+	if !bytes.Equal(d.read(t, "slotA.img"), d.slotA) {
+		t.Fatal("booted slot A was modified")
+	}
+	want := map[string]string{"ORDER": "B A", "A_OK": "1", "A_TRY": "0", "B_OK": "1", "B_TRY": "1"}
+	if diff := cmp.Diff(want, d.envMap(t)); diff != "" {
+		t.Fatalf("env (-want +got):\n%s", diff)
+	}
+	st, err := d.cfg.LoadStatus()
+	must(t, err)
+	if s := st.Slots["B"]; s.Status != slot.StatusTrial || s.Version != "2.0.0" || s.Transaction != "tx-1" || s.Size["rootfs"] != int64(len(rootfs)) {
+		t.Fatalf("status %+v", s)
+	}
+	if last := progress[len(progress)-1]; last.Written != last.Total || last.Total != int64(len(rootfs)+len(boot)) {
+		t.Fatalf("last progress %+v", last)
+	}
+	if slot, err := bootenvtest.GrubBoot(d.env); err != nil || slot != "B" {
+		t.Fatalf("GRUB boots %q, %v", slot, err)
+	}
+}
+
+// TestInstallRejectsBeforeWriting: a bundle whose manifest does not verify
+// leaves the target and the environment byte for byte untouched.
+func TestInstallRejectsBeforeWriting(t *testing.T) {
+	d := newDevice(t)
+	img := map[string][]byte{"rootfs": bundletest.Image(300<<10, 1)}
+	good := bundletest.Build(t, d.pki.Signer(), img, bundletest.Options{})
+	h, err := bundle.ReadHeader(bytes.NewReader(good))
+	must(t, err)
+	flip := func(pos int) []byte { b := bytes.Clone(good); b[pos] ^= 0x20; return b }
+	other := bundletest.NewPKI(t, "ed25519")
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"flipped manifest byte", flip(12 + len(h.RawManifest)/2), bundle.ErrFormat},
+		{"flipped signature byte", flip(int(h.Size) - 20), nil},
+		{"wrong key", bundletest.Build(t, other.Signer(), img, bundletest.Options{}), bundle.ErrUntrusted},
+		{"wrong board", bundletest.Build(t, d.pki.Signer(), img, bundletest.Options{Compatible: []string{"other-board"}}), bundle.ErrIncompatible},
+		{"no slot for class", bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": []byte("x"), "data": []byte("y")}, bundletest.Options{}), slot.ErrNoSlot},
+		{"image larger than slot", bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": make([]byte, slotSize+1)}, bundletest.Options{}), install.ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			envBefore, slotBefore := d.read(t, "grubenv"), d.read(t, "slotB.img")
+			_, err := d.inst.Install(context.Background(), bytes.NewReader(tc.b), install.Options{})
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if !bytes.Equal(d.read(t, "grubenv"), envBefore) || !bytes.Equal(d.read(t, "slotB.img"), slotBefore) {
+				t.Fatal("environment or target written before the manifest was verified")
+			}
+		})
+	}
+}
+
+// TestInstallCorruptPayload: a corrupt or short payload stops the write at
+// the bad chunk and leaves the target marked bad, never armed.
+func TestInstallCorruptPayload(t *testing.T) {
+	rootfs := bundletest.Image(512<<10, 2) // 8 chunks of 64 KiB
+	for _, tc := range []struct {
+		name   string
+		mangle func(b []byte, hdr int) []byte
+		want   error
+	}{
+		{"flipped payload byte in chunk 5", func(b []byte, hdr int) []byte { b[hdr+5*(64<<10)+100] ^= 1; return b }, bundle.ErrCorrupt},
+		{"truncated", func(b []byte, hdr int) []byte { return b[:hdr+3*(64<<10)+5] }, bundle.ErrTruncated},
+		{"oversize", func(b []byte, _ int) []byte { return append(b, "trailing"...) }, bundle.ErrTrailing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDevice(t)
+			good := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": rootfs}, bundletest.Options{})
+			h, err := bundle.ReadHeader(bytes.NewReader(good))
+			must(t, err)
+			_, err = d.inst.Install(context.Background(), bytes.NewReader(tc.mangle(bytes.Clone(good), int(h.Size))), install.Options{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			env := d.envMap(t)
+			if env["B_OK"] != "0" || env["ORDER"] != "A B" {
+				t.Fatalf("target not left bad: %v", env)
+			}
+			if tc.name == "flipped payload byte in chunk 5" {
+				b := d.read(t, "slotB.img")
+				if !bytes.Equal(b[5*(64<<10):6*(64<<10)], make([]byte, 64<<10)) {
+					t.Fatal("the corrupt chunk reached the slot")
+				}
+			}
+			st, _ := d.cfg.LoadStatus()
+			if st.Slots["B"].Status != slot.StatusBad {
+				t.Fatalf("status %+v", st.Slots["B"])
+			}
+			if slot, _ := bootenvtest.GrubBoot(d.env); slot != "A" {
+				t.Fatalf("GRUB boots %s after a failed install", slot)
+			}
+		})
+	}
+}
+
+func TestInstallNeverWritesBootedSlot(t *testing.T) {
+	d := newDevice(t)
+	b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": []byte("new")}, bundletest.Options{})
+	// The slots file claims B is another device, but it is a symlink to A.
+	must(t, os.Remove(filepath.Join(d.dir, "slotB.img")))
+	must(t, os.Symlink("slotA.img", filepath.Join(d.dir, "slotB.img")))
+	_, err := d.inst.Install(context.Background(), bytes.NewReader(b), install.Options{})
+	if !errors.Is(err, slot.ErrBootedSlot) {
+		t.Fatalf("got %v", err)
+	}
+	if !bytes.Equal(d.read(t, "slotA.img"), d.slotA) {
+		t.Fatal("booted slot modified")
+	}
+	// Unknown booted slot: refuse.
+	must(t, os.WriteFile(filepath.Join(d.dir, "cmdline"), []byte("root=/dev/sda9\n"), 0o644))
+	if _, err := d.inst.Install(context.Background(), bytes.NewReader(b), install.Options{}); !errors.Is(err, slot.ErrUnknownBoot) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// cutServer serves b over HTTP on loopback; the first cuts requests abort
+// the connection after a part of the body.
+func cutServer(t *testing.T, b []byte, cuts int) (*httptest.Server, *atomic.Int32) {
+	var requests atomic.Int32
+	mod := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		w.Header().Set("ETag", `"bundle-v1"`)
+		if int(n) <= cuts {
+			w = &cuttingWriter{ResponseWriter: w, left: len(b) / (cuts + 2)}
+		}
+		http.ServeContent(w, r, "b.kfw", mod, bytes.NewReader(b))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &requests
+}
+
+type cuttingWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cuttingWriter) Write(p []byte) (int, error) {
+	if len(p) > c.left {
+		n, _ := c.ResponseWriter.Write(p[:c.left])
+		c.ResponseWriter.(http.Flusher).Flush()
+		_ = n
+		panic(http.ErrAbortHandler) // drop the connection mid-body
+	}
+	c.left -= len(p)
+	return c.ResponseWriter.Write(p)
+}
+
+func TestInstallHTTPResume(t *testing.T) {
+	d := newDevice(t)
+	rootfs := bundletest.Image(900<<10, 5)
+	b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": rootfs}, bundletest.Options{})
+	srv, requests := cutServer(t, b, 3)
+	r, err := install.OpenHTTP(context.Background(), srv.URL+"/b.kfw", install.HTTPOptions{Backoff: func(int) time.Duration { return time.Millisecond }})
+	must(t, err)
+	defer r.Close()
+	res, err := d.inst.Install(context.Background(), r, install.Options{})
+	must(t, err)
+	if res.Target != "B" || r.Resumes != 3 || requests.Load() != 4 {
+		t.Fatalf("target %s, resumes %d, requests %d", res.Target, r.Resumes, requests.Load())
+	}
+	if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(rootfs)], rootfs) {
+		t.Fatal("slot B content differs")
+	}
+}
+
+func TestHTTPSourceChanged(t *testing.T) {
+	b := bundletest.Image(300<<10, 1)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		w.Header().Set("ETag", `"v`+string('0'+rune(n))+`"`)
+		var rw http.ResponseWriter = w
+		if n == 1 {
+			rw = &cuttingWriter{ResponseWriter: w, left: 100 << 10}
+		}
+		http.ServeContent(rw, r, "b", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	r, err := install.OpenHTTP(context.Background(), srv.URL, install.HTTPOptions{Backoff: func(int) time.Duration { return 0 }})
+	must(t, err)
+	defer r.Close()
+	_, err = bytes.NewBuffer(nil).ReadFrom(r)
+	if !errors.Is(err, install.ErrSourceChanged) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestHTTPGivesUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	_, err := install.OpenHTTP(context.Background(), srv.URL, install.HTTPOptions{Retries: 2, Backoff: func(int) time.Duration { return 0 }})
+	if !errors.Is(err, install.ErrDownload) {
+		t.Fatalf("got %v", err)
+	}
+	srv404 := httptest.NewServer(http.NotFoundHandler())
+	defer srv404.Close()
+	_, err = install.OpenHTTP(context.Background(), srv404.URL, install.HTTPOptions{})
+	if !errors.Is(err, install.ErrDownload) {
+		t.Fatalf("404: got %v", err)
+	}
+}
