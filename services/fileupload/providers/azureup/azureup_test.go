@@ -1,0 +1,201 @@
+package azureup
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+
+	"github.com/kantofw/kanto/internal/netproxy"
+	"github.com/kantofw/kanto/services/fileupload/files"
+	"github.com/kantofw/kanto/services/fileupload/providers"
+	"github.com/kantofw/kanto/services/fileupload/storagetest"
+)
+
+const ctr = "uploads"
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func open(t *testing.T, path string) *files.File {
+	t.Helper()
+	f, err := files.Open(files.Policy{Glob: filepath.Join(filepath.Dir(path), "*"), Mode: files.Strict}, path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// stored returns the MD5 of a blob's content and its Content-MD5 property.
+func stored(t *testing.T, a *storagetest.Azure, name string) (content, prop string) {
+	t.Helper()
+	b := a.Container(t, ctr).NewBlobClient(name)
+	resp, err := b.DownloadStream(ctxT(t), nil)
+	if err != nil {
+		t.Fatalf("download %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	return storagetest.MD5Reader(t, resp.Body), hex.EncodeToString(resp.ContentMD5)
+}
+
+func exists(t *testing.T, a *storagetest.Azure, name string) bool {
+	_, err := a.Container(t, ctr).NewBlobClient(name).GetProperties(ctxT(t), nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+func TestUpload(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		size     int64
+		checksum bool
+	}{
+		{"small-md5", 1 << 20, true},
+		{"small-plain", 1000, false},
+		{"blocks-md5", 9 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".bin")
+			want := storagetest.WriteRandom(t, path, tc.size)
+			u, err := New(providers.Options{KeyEndpoint: a.Endpoint, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr},
+				Config{Checksum: tc.checksum, BlockSize: 4 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Upload(ctxT(t), open(t, path), nil); err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+			content, prop := stored(t, a, tc.name+".bin")
+			if content != want {
+				t.Errorf("stored md5 %s, want %s", content, want)
+			}
+			if tc.checksum && prop != want {
+				t.Errorf("Content-MD5 property %s, want %s", prop, want)
+			}
+		})
+	}
+}
+
+func TestWrongSAS(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	path := filepath.Join(t.TempDir(), "f.bin")
+	storagetest.WriteRandom(t, path, 1000)
+	badKey := strings.Repeat("A", 86) + "=="
+	u, err := New(providers.Options{KeyEndpoint: a.Endpoint, KeySAS: a.SAS(t, ctr, badKey), KeyContainer: ctr}, Config{Checksum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = u.Upload(ctxT(t), open(t, path), nil)
+	if !errors.Is(err, providers.ErrRejected) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("got %v, want a 403 rejection", err)
+	}
+	if exists(t, a, "f.bin") {
+		t.Error("blob stored with a wrong SAS")
+	}
+}
+
+func TestMissingOptions(t *testing.T) {
+	for _, k := range []string{KeyEndpoint, KeySAS, KeyContainer} {
+		o := providers.Options{KeyEndpoint: "http://x/", KeySAS: "sig", KeyContainer: "c"}
+		o[k] = " "
+		_, err := New(o, Config{})
+		if !errors.Is(err, providers.ErrMissingParam) || !strings.Contains(err.Error(), "'"+k+"'") {
+			t.Errorf("without %s: %v", k, err)
+		}
+	}
+}
+
+func TestGrowingFileNotCommitted(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	path := filepath.Join(t.TempDir(), "grow.bin")
+	storagetest.WriteRandom(t, path, 9<<20)
+	u, err := New(providers.Options{KeyEndpoint: a.Endpoint, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr},
+		Config{Checksum: true, BlockSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	err = u.Upload(ctxT(t), open(t, path), func(int64) {
+		once.Do(func() { appendTo(t, path) })
+	})
+	if !errors.Is(err, files.ErrChanged) {
+		t.Fatalf("got %v, want ErrChanged", err)
+	}
+	if exists(t, a, "grow.bin") {
+		t.Error("blob of a changed file was committed")
+	}
+}
+
+func TestLargeResumeAfterCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large upload")
+	}
+	a := storagetest.StartAzure(t, ctr)
+	p, err := netproxy.New(a.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	path := filepath.Join(t.TempDir(), "large.bin")
+	const size = 101<<20 + 777
+	want := storagetest.WriteRandom(t, path, size)
+	var cnt storagetest.Counter
+	const block = 8 << 20
+	ep := strings.Replace(a.Endpoint, a.Addr, p.Addr(), 1)
+	u, err := New(providers.Options{KeyEndpoint: ep, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr},
+		Config{Checksum: true, BlockSize: block, HTTPClient: cnt.Client(), Retry: providers.Retry{Wait: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restored := make(chan struct{})
+	err = u.Upload(ctxT(t), open(t, path), func(n int64) {
+		if n >= 40<<20 {
+			once.Do(func() {
+				go func() {
+					time.Sleep(30 * time.Millisecond)
+					p.Cut()
+					time.Sleep(300 * time.Millisecond)
+					p.Restore()
+					close(restored)
+				}()
+			})
+		}
+	})
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	<-restored
+	content, prop := stored(t, a, "large.bin")
+	if content != want || prop != want {
+		t.Errorf("stored md5 %s (property %s), want %s", content, prop, want)
+	}
+	t.Logf("sent %d bytes for %d", cnt.Written(), size)
+	if w := cnt.Written(); w > size+2*block+1<<20 {
+		t.Errorf("sent %d bytes for a %d-byte file: the upload restarted instead of resuming", w, size)
+	}
+}
+
+func appendTo(t *testing.T, path string) {
+	if err := appendFile(path, []byte("more")); err != nil {
+		t.Error(err)
+	}
+}
+
