@@ -22,14 +22,14 @@ const (
 
 // Status is what the device remembers about one slot group.
 type Status struct {
-	Status      string           `json:"status,omitempty"`
-	Version     string           `json:"version,omitempty"`
+	Status      string            `json:"status,omitempty"`
+	Version     string            `json:"version,omitempty"`
 	SHA256      map[string]string `json:"sha256,omitempty"`
 	Size        map[string]int64  `json:"size,omitempty"`
-	InstalledAt time.Time        `json:"installedAt,omitzero"`
-	CommittedAt time.Time        `json:"committedAt,omitzero"`
-	BootCount   int64            `json:"bootCount,omitempty"`
-	Transaction string           `json:"transaction,omitempty"`
+	InstalledAt time.Time         `json:"installedAt,omitzero"`
+	CommittedAt time.Time         `json:"committedAt,omitzero"`
+	BootCount   int64             `json:"bootCount,omitempty"`
+	Transaction string            `json:"transaction,omitempty"`
 }
 
 // StatusFile is the slot status record (<stateDir>/slot-status.json).
