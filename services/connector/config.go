@@ -167,13 +167,13 @@ func (s *Settings) ValidateDynamic() error {
 
 // Env holds the environment overrides upstream reads.
 type Env struct {
-	LocalClientID, CloudClientID       string
-	BackoffInit, BackoffMax            time.Duration
-	BackoffMul                         float64
-	AuthRetries                        int
-	MessageRate                        float64 // messages/s towards the hub, 0 = unlimited
-	EventsPrefix, TelemetryPrefix      string  // generic mode only
-	ResponsePrefix                     string
+	LocalClientID, CloudClientID  string
+	BackoffInit, BackoffMax       time.Duration
+	BackoffMul                    float64
+	AuthRetries                   int
+	MessageRate                   float64 // messages/s towards the hub, 0 = unlimited
+	EventsPrefix, TelemetryPrefix string  // generic mode only
+	ResponsePrefix                string
 }
 
 // ReadEnv reads the overrides; invalid numbers are errors naming the variable.
