@@ -4,6 +4,7 @@ import (
 	"github.com/kantofw/kanto/services/connector"
 	"github.com/kantofw/kanto/services/fileupload"
 	"github.com/kantofw/kanto/services/internal/cli"
+	"github.com/kantofw/kanto/services/updatemanager"
 )
 
 type command struct {
@@ -14,6 +15,7 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
+	"update-manager":  {main: updatemanager.Main, summary: "orchestrate desired states across domain agents (Kanto update-manager)"},
 	"file-upload":     {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
 	"suite-connector": {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
 }

@@ -56,17 +56,33 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	return &e, nil
 }
 
-// PeekActivityID extracts the activityId of a payload that may not parse
-// as a whole, so an error can still be reported under it.
+// PeekActivityID extracts the top-level activityId of a payload that may
+// not parse as a whole (broken later on, or too large), so an error can
+// still be reported under it. It reads tokens only up to that key.
 func PeekActivityID(data []byte) string {
-	if len(data) > MaxMessageSize {
-		data = data[:MaxMessageSize]
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
 	}
-	var p struct {
-		ActivityID string `json:"activityId"`
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := t.(string)
+		if strings.EqualFold(key, "activityId") {
+			var id string
+			if dec.Decode(&id) != nil {
+				return ""
+			}
+			return id
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
 	}
-	_ = json.NewDecoder(bytes.NewReader(data)).Decode(&p)
-	return p.ActivityID
+	return ""
 }
 
 func decodeStrictOne(data []byte, dst any) error {
