@@ -309,4 +309,3 @@ func (f *Feature) reply(ctx context.Context, req *ditto.Envelope, op, reqID stri
 		f.log.Warn("reply failed", "op", op, "err", err)
 	}
 }
-

@@ -198,4 +198,3 @@ func appendTo(t *testing.T, path string) {
 		t.Error(err)
 	}
 }
-
