@@ -310,3 +310,9 @@ func (c *child) kill() {
 }
 
 func mosquitto(t testing.TB) *mosquittotest.Broker { return mosquittotest.Start(t, mosquittotest.Options{}) }
+
+type updatemanagerConfig = updatemanager.Config
+
+func newService(cfg updatemanager.Config, rb updatemanager.Rebooter) (*updatemanager.Service, error) {
+	return updatemanager.New(cfg, updatemanager.ServiceDeps{Log: logging.Discard(), Reboot: rb})
+}
