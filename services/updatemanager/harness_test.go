@@ -309,7 +309,9 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
-func mosquitto(t testing.TB) *mosquittotest.Broker { return mosquittotest.Start(t, mosquittotest.Options{}) }
+func mosquitto(t testing.TB) *mosquittotest.Broker {
+	return mosquittotest.Start(t, mosquittotest.Options{})
+}
 
 type updatemanagerConfig = updatemanager.Config
 

@@ -12,4 +12,6 @@ type noReboot struct{}
 
 func defaultRebooter(*slog.Logger) Rebooter { return noReboot{} }
 
-func (noReboot) Reboot(context.Context) error { return errors.New("reboot is not supported on this OS") }
+func (noReboot) Reboot(context.Context) error {
+	return errors.New("reboot is not supported on this OS")
+}
