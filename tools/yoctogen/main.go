@@ -3,7 +3,9 @@
 //
 //   - meta-kanto/recipes-kanto/kanto/kanto-go-mods.inc, the gomod:// entries
 //     of every module version in go.sum (checksums from the local module
-//     cache; versions missing there are fetched with `go mod download`).
+//     cache; versions missing there are fetched with `go mod download`);
+//   - meta-kanto/wic/kanto-grub.cfg and the U-Boot boot scripts under
+//     meta-kanto/recipes-bsp/kanto-boot/files/, from firmware/scripts.
 //
 // Run it from the repository root after changing go.sum:
 //
@@ -43,22 +45,37 @@ func run(root string, check bool) error {
 	if err != nil {
 		return err
 	}
-	want, err := goModsInc(root, modcache, true)
+	files, err := bootScripts(root)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(root, GoModsInc)
-	have, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	inc, err := goModsInc(root, modcache, true)
+	if err != nil {
 		return err
 	}
-	if bytes.Equal(have, want) {
-		return nil
+	files[GoModsInc] = inc
+	var stale []string
+	for rel, want := range files {
+		path := filepath.Join(root, rel)
+		have, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if bytes.Equal(have, want) {
+			continue
+		}
+		if check {
+			stale = append(stale, rel)
+			continue
+		}
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			return err
+		}
 	}
-	if check {
-		return fmt.Errorf("%s is out of date: run go run ./tools/yoctogen", GoModsInc)
+	if len(stale) > 0 {
+		return fmt.Errorf("out of date (run go run ./tools/yoctogen): %s", strings.Join(stale, ", "))
 	}
-	return os.WriteFile(path, want, 0o644)
+	return nil
 }
 
 // goModsInc renders the include file for root's go.sum. With download set,

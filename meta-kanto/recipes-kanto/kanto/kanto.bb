@@ -124,3 +124,11 @@ ALLOW_EMPTY:kanto-fwtools = "1"
 RDEPENDS:kanto-fwtools = "${PN}"
 
 FILES:${PN} = "${bindir}/kanto"
+
+# kanto-native runs `kanto bundle create` for kanto-bundle on the build host.
+BBCLASSEXTEND = "native"
+SYSTEMD_PACKAGES:class-native = ""
+do_install:class-native() {
+    install -d ${D}${bindir}
+    install -m 0755 ${B}/${GO_BUILD_BINDIR}/kanto ${D}${bindir}/kanto
+}
