@@ -70,7 +70,7 @@ func Create(f *os.File, blockSize int64) (*Map, error) {
 		return nil, err
 	}
 	m := &Map{ImageSize: st.Size(), BlockSize: blockSize}
-	exts, err := dataExtents(f, st.Size())
+	exts, err := Extents(f, st.Size())
 	if err != nil {
 		return nil, err
 	}

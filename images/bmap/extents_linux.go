@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dataExtents returns the [start, end) byte extents of f that hold data,
+// Extents returns the [start, end) byte extents of f that hold data,
 // using SEEK_DATA/SEEK_HOLE.
-func dataExtents(f *os.File, size int64) ([][2]int64, error) {
+func Extents(f *os.File, size int64) ([][2]int64, error) {
 	var out [][2]int64
 	fd := int(f.Fd())
 	var off int64

@@ -4,8 +4,8 @@ package bmap
 
 import "os"
 
-// dataExtents treats the whole file as data where holes cannot be queried.
-func dataExtents(_ *os.File, size int64) ([][2]int64, error) {
+// Extents treats the whole file as data where holes cannot be queried.
+func Extents(_ *os.File, size int64) ([][2]int64, error) {
 	if size == 0 {
 		return nil, nil
 	}

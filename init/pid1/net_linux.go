@@ -2,6 +2,7 @@ package pid1
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,20 +35,11 @@ func netUp(ctx context.Context, log *slog.Logger, c initcfg.Network) (addr, via 
 		return "", "", fmt.Errorf("interface %s: %w", c.Interface, err)
 	}
 	if c.DHCP {
-		dctx, cancel := context.WithTimeout(ctx, time.Duration(c.TimeoutSec)*time.Second)
-		defer cancel()
-		cfg := dhclient.Config{Timeout: time.Duration(c.TimeoutSec) * time.Second / 2, Retries: 1}
-		for r := range dhclient.SendRequests(dctx, []netlink.Link{link}, true, false, cfg, 5*time.Second) {
-			if r.Err != nil {
-				log.Warn("dhcp", "iface", c.Interface, "err", r.Err)
-				continue
-			}
-			if err := r.Lease.Configure(); err != nil {
-				log.Warn("dhcp configure", "err", err)
-				continue
-			}
+		if addr, err := dhcp(ctx, log, link, c); err == nil {
 			writeResolvConf(c.DNS)
-			return leaseAddr(link), "dhcp", nil
+			return addr, "dhcp", nil
+		} else {
+			log.Warn("dhcp failed, using the static address", "iface", c.Interface, "err", err)
 		}
 	}
 	if c.Address == "" {
@@ -95,4 +87,42 @@ func writeResolvConf(dns []string) {
 		fmt.Fprintf(&b, "nameserver %s\n", d)
 	}
 	_ = os.WriteFile("/run/resolv.conf", []byte(b.String()), 0o644)
+}
+
+// dhcp asks for a DHCPv4 lease with u-root's dhclient. The client does not
+// always honour its context, so the wait is bounded here as well.
+func dhcp(ctx context.Context, log *slog.Logger, link netlink.Link, c initcfg.Network) (string, error) {
+	timeout := time.Duration(c.TimeoutSec) * time.Second
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		addr string
+		err  error
+	}
+	done := make(chan result, 1)
+	// Owned by dhcp; may outlive it by the client's own timeout, after
+	// which SendRequests closes its channel and the goroutine ends.
+	go func() {
+		cfg := dhclient.Config{Timeout: timeout / 2, Retries: 1}
+		var last error = errors.New("no DHCP answer")
+		for r := range dhclient.SendRequests(dctx, []netlink.Link{link}, true, false, cfg, timeout) {
+			if r.Err != nil {
+				last = r.Err
+				continue
+			}
+			if err := r.Lease.Configure(); err != nil {
+				last = err
+				continue
+			}
+			done <- result{addr: leaseAddr(link)}
+			return
+		}
+		done <- result{err: last}
+	}()
+	select {
+	case r := <-done:
+		return r.addr, r.err
+	case <-time.After(timeout + time.Second):
+		return "", fmt.Errorf("no lease within %v", timeout)
+	}
 }

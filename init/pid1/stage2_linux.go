@@ -306,7 +306,7 @@ func (s *system) feedWatchdog(ctx context.Context) {
 		return
 	}
 	if err := wd.SetTimeout(time.Duration(w.TimeoutSec) * time.Second); err != nil {
-		s.log.Warn("watchdog timeout", "err", err)
+		s.log.Info("watchdog keeps its default timeout", "err", err)
 	}
 	tick := time.NewTicker(time.Duration(w.TimeoutSec) * time.Second / 3)
 	defer tick.Stop()

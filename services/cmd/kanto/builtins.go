@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/kantofw/kanto/services/connector"
 	"github.com/kantofw/kanto/services/fileupload"
+	"github.com/kantofw/kanto/services/imagetool"
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/updatemanager"
 )
@@ -15,6 +16,7 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
+	"image":           {main: imagetool.ImageMain, summary: "build, provision and boot the A/B firmware disk image (QEMU)"},
 	"update-manager":  {main: updatemanager.Main, summary: "orchestrate desired states across domain agents (Kanto update-manager)"},
 	"file-upload":     {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
 	"suite-connector": {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},

@@ -1,0 +1,49 @@
+package vmtest
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/kantofw/kanto/images/builder"
+	"github.com/kantofw/kanto/images/qemu"
+	"github.com/kantofw/kanto/init/event"
+)
+
+var images Images
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	images.Cleanup()
+	os.Exit(code)
+}
+
+// A fresh image boots slot A through GRUB, the init starts the services and
+// finds the slot healthy (committed already, so nothing is written).
+func TestBootServicesUp(t *testing.T) {
+	Require(t)
+	img := images.Build(t, "good", builder.Config{Version: "1.0.0", NoBundle: true})
+	vm := Boot(t, img.Disk, qemu.Options{})
+	ctx := context.Background()
+	if _, err := vm.WaitFor(ctx, regexp.MustCompile(`KANTO-GRUB slot=A ORDER=A B`), BootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []struct {
+		name string
+		kv   []string
+	}{
+		{event.Stage1, nil},
+		{event.Init, []string{"slot", "A", "version", "1.0.0"}},
+		{event.Mounted, []string{"path", "/data"}},
+		{event.NetUp, nil},
+		{event.ServicesUp, []string{"slot", "A"}},
+		{event.Healthy, []string{"slot", "A", "trial", "false"}},
+	} {
+		if _, l, err := vm.WaitEvent(ctx, BootTimeout-vm.Since(), ev.name, ev.kv...); err != nil {
+			t.Fatal(err)
+		} else {
+			t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+// Package vmtest holds the VM tests of the firmware image: each builds
+// images with images/builder and boots them in QEMU (images/qemu). They are
+// slow (about 10 s of TCG per boot), so they run only with -vm or
+// KANTO_VM_TESTS=1 (set by .ci/run), at most two QEMUs at a time.
+package vmtest
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kantofw/kanto/images/builder"
+	"github.com/kantofw/kanto/images/qemu"
+	"github.com/kantofw/kanto/internal/testenv"
+)
+
+var vmFlag = flag.Bool("vm", false, "run the VM tests (or set KANTO_VM_TESTS=1)")
+
+// BootTimeout bounds one boot, from power on to the awaited marker.
+const BootTimeout = 60 * time.Second
+
+// Enabled reports whether VM tests should run.
+func Enabled() bool { return *vmFlag || os.Getenv("KANTO_VM_TESTS") == "1" }
+
+// Require skips (or, under CI with VM tests on, fails) when VM tests cannot
+// run here.
+func Require(t *testing.T) {
+	t.Helper()
+	if !Enabled() {
+		t.Skip("VM test: run with -vm or KANTO_VM_TESTS=1")
+	}
+	testenv.LookPath(t, qemu.DefaultBinary)
+	if _, err := os.Stat(qemu.DefaultOVMF); err != nil {
+		testenv.Missing(t, "OVMF (Debian package ovmf)")
+	}
+	testenv.LookPath(t, "mke2fs")
+	testenv.LookPath(t, "mkfs.vfat")
+	testenv.LookPath(t, "grub-mkimage")
+}
+
+// slots limits concurrent QEMUs to two (2 shared cores).
+var slots = make(chan struct{}, 2)
+
+// Machine is a booted VM holding one of the two QEMU slots.
+type Machine struct {
+	*qemu.VM
+	Disk string
+	once sync.Once
+}
+
+// Stop cuts the power and frees the QEMU slot; it is idempotent and also
+// runs when the test ends.
+func (m *Machine) Stop() {
+	m.once.Do(func() {
+		m.Kill()
+		<-slots
+	})
+}
+
+// Boot copies image and boots the copy.
+func Boot(t *testing.T, image string, o qemu.Options) *Machine {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := qemu.CopyDisk(image, disk); err != nil {
+		t.Fatal(err)
+	}
+	return BootInPlace(t, disk, o)
+}
+
+// BootInPlace boots disk itself, so its state carries over to a later boot.
+// The console is dumped into the test log if the test fails.
+func BootInPlace(t *testing.T, disk string, o qemu.Options) *Machine {
+	t.Helper()
+	slots <- struct{}{}
+	o.Disk = disk
+	vm, err := qemu.Start(context.Background(), o)
+	if err != nil {
+		<-slots
+		t.Fatal(err)
+	}
+	m := &Machine{VM: vm, Disk: disk}
+	t.Cleanup(func() {
+		m.Stop()
+		if t.Failed() {
+			t.Logf("console of %s:\n%s", disk, vm.Log())
+		}
+	})
+	return m
+}
+
+// Images builds test images once per test binary, sharing the developer's
+// build cache (<repo>/out/cache) so that only what changed is rebuilt.
+type Images struct {
+	mu    sync.Mutex
+	built map[string]*builder.Result
+	dir   string
+}
+
+// Build returns the image built with cfg under name, building it on first
+// use. cfg's OutDir is set per name.
+func (im *Images) Build(t *testing.T, name string, cfg builder.Config) *builder.Result {
+	t.Helper()
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if r, ok := im.built[name]; ok {
+		return r
+	}
+	if im.built == nil {
+		im.built = map[string]*builder.Result{}
+		d, err := os.MkdirTemp("", "kanto-vmtest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		im.dir = d
+	}
+	cfg.OutDir = filepath.Join(im.dir, name)
+	if cfg.KantoBinary == "" {
+		cfg.KantoBinary = os.Getenv("KANTO_IMAGE_KANTO_BIN")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r, err := builder.Build(ctx, cfg)
+	if err != nil {
+		t.Fatalf("building image %s: %v", name, err)
+	}
+	im.built[name] = r
+	return r
+}
+
+// Cleanup removes the built images.
+func (im *Images) Cleanup() {
+	if im.dir != "" {
+		os.RemoveAll(im.dir)
+	}
+}

@@ -1,0 +1,67 @@
+package imagetool
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kantofw/kanto/images/qemu"
+	"github.com/kantofw/kanto/services/internal/cli"
+	"github.com/kantofw/kanto/services/internal/config"
+)
+
+// qemuMain is `kanto image qemu [flags] [IMAGE]`: boot a copy of the image
+// (or the image itself with -in-place) on the terminal's serial console.
+func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(env, "image qemu")
+	var o qemu.Options
+	var fwd []string
+	var state string
+	var inPlace, fresh, printArgs bool
+	fs.StringVar(&state, "state", "", "working copy the VM writes to (default <image dir>/../qemu/disk.img); kept between runs")
+	fs.BoolVar(&fresh, "fresh", false, "start from a new copy of the image (discard the working copy)")
+	fs.BoolVar(&inPlace, "in-place", false, "boot the image file itself (it is modified)")
+	fs.IntVar(&o.MemMiB, "mem", 512, "guest memory in MiB")
+	fs.BoolVar(&o.NoNet, "no-net", false, "no network card")
+	fs.Var(&config.StringList{Values: &fwd}, "hostfwd", "user-net forward like tcp::2222-:22 (repeatable)")
+	fs.StringVar(&o.OVMF, "ovmf", qemu.DefaultOVMF, "UEFI firmware")
+	fs.BoolVar(&printArgs, "print", false, "print the QEMU command line instead of running it")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	img := "out/image/disk.img"
+	if fs.NArg() == 1 {
+		img = fs.Arg(0)
+	} else if fs.NArg() > 1 {
+		return cli.Usagef("at most one image")
+	}
+	o.HostFwd = fwd
+	o.Disk = img
+	if !inPlace {
+		if state == "" {
+			state = filepath.Join(filepath.Dir(filepath.Dir(img)), "qemu", "disk.img")
+		}
+		if _, err := os.Stat(state); fresh || err != nil {
+			if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+				return err
+			}
+			if err := qemu.CopyDisk(img, state); err != nil {
+				return err
+			}
+		}
+		o.Disk = state
+	}
+	if printArgs {
+		fmt.Fprintln(env.Stdout, qemu.DefaultBinary, qemu.Args(o))
+		return nil
+	}
+	o.Interactive = true
+	fmt.Fprintf(env.Stderr, "qemu: booting %s (TCG, about 10 s to the services; Ctrl-A X quits)\n", o.Disk)
+	vm, err := qemu.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	<-vm.Done()
+	return vm.Wait(0)
+}
