@@ -17,6 +17,7 @@ import (
 	"github.com/kantofw/kanto/firmware/bootenv"
 	"github.com/kantofw/kanto/init/event"
 	"github.com/kantofw/kanto/init/initcfg"
+	"github.com/kantofw/kanto/init/initstatus"
 	"github.com/kantofw/kanto/init/supervise"
 	"github.com/u-root/u-root/pkg/watchdog"
 	"golang.org/x/sys/unix"
@@ -97,6 +98,7 @@ type system struct {
 	mu       sync.Mutex
 	children map[int]bool // processes the init itself waits for
 	mounts   []string     // mounted by the config, in order
+	up       bool         // every service has been ready
 	stop     chan Action
 	stopOnce sync.Once
 }
@@ -183,6 +185,7 @@ func (s *system) start(ctx context.Context) error {
 			if e.Kind == supervise.EventReady {
 				s.con.Event(event.ServiceReady, "name", e.Service)
 			}
+			s.publish(false)
 		},
 	})
 	if err != nil {
@@ -194,6 +197,24 @@ func (s *system) start(ctx context.Context) error {
 	go func() { defer s.wg.Done(); _ = sup.Run(ctx) }()
 	go func() { defer s.wg.Done(); s.health(ctx) }()
 	return nil
+}
+
+// publish writes the services' state for the OTA agent (initstatus).
+func (s *system) publish(up bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if up {
+		s.up = true
+	}
+	st := initstatus.Status{Slot: s.cmd.Slot, ServicesUp: s.up, Services: map[string]initstatus.Service{}, Updated: time.Now()}
+	if s.sup != nil {
+		for _, x := range s.sup.Status() {
+			st.Services[x.Name] = initstatus.Service{PID: x.PID, Ready: x.Ready, Restarts: x.Restarts}
+		}
+	}
+	if err := initstatus.Write(initstatus.Path, st); err != nil {
+		s.log.Warn("status file", "err", err)
+	}
 }
 
 func (s *system) mount(ctx context.Context, m initcfg.Mount) error {
@@ -226,6 +247,7 @@ func (s *system) health(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	case <-s.sup.AllReady():
+		s.publish(true)
 		s.con.Event(event.ServicesUp, "slot", s.cmd.Slot, "services", fmt.Sprint(len(s.cfg.Services)))
 	case <-t.C:
 		var missing []string
