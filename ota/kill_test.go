@@ -288,7 +288,11 @@ func TestKillAtEveryState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary many times")
 	}
+	short := map[string]bool{"grub/restart@": true, "grub/powercut@installing": true, "uboot/restart@verifying": true, "uboot/boot-loop-cap": true}
 	for _, sc := range scenarios() {
+		if raceEnabled && !short[sc.name] {
+			continue
+		}
 		t.Run(sc.name, func(t *testing.T) {
 			d := newSimDevice(t, sc.bootloader, sc.attempts)
 			out, final := d.run("install", sc.killAt, !sc.unhealthy)
