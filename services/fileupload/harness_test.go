@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -109,11 +111,12 @@ func (cl *cloud) op(name string, value string, responseRequired bool) *ditto.Env
 		"headers": map[string]any{"correlation-id": "c-" + reqID, "response-required": responseRequired, "content-type": "application/json"},
 		"path":    "/features/AutoUploadable/inbox/messages/" + name,
 	}
-	if value != "" {
-		env["value"] = json.RawMessage(value)
-	}
 	data, err := json.Marshal(env)
 	must(cl.t, err)
+	if value != "" {
+		// Spliced in as text so malformed values reach the service as is.
+		data = append(append(append(data[:len(data)-1:len(data)-1], `,"value":`...), value...), '}')
+	}
 	must(cl.t, cl.c.Publish(ctxT(cl.t), mqtt.Message{Topic: "command///req/" + reqID + "/" + name, Payload: data, QoS: 1}))
 	if !responseRequired {
 		return nil
@@ -227,4 +230,37 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// autoLocked returns the last autoUpload value as compact JSON.
+func (cl *cloud) autoLocked() string {
+	last := ""
+	for _, e := range cl.events {
+		switch e.Path {
+		case "/features/AutoUploadable/properties/autoUpload":
+			last = string(e.Value)
+		case "/features/AutoUploadable":
+			var f struct {
+				Properties struct {
+					AutoUpload json.RawMessage `json:"autoUpload"`
+				} `json:"properties"`
+			}
+			_ = json.Unmarshal(e.Value, &f)
+			last = string(f.Properties.AutoUpload)
+		}
+	}
+	return last
+}
+
+// newAuthServer accepts uploads only with "Authorization: Bearer good".
+func newAuthServer(t *testing.T) string {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL
 }

@@ -158,6 +158,15 @@ func (s *Section) Read(p []byte) (int, error) {
 		p = p[:s.f.limit.burst]
 	}
 	n, err := s.sr.Read(p)
+	if s.end && n > 0 {
+		// Hold the last bytes back until the file is checked, so a
+		// receiver never gets a complete body of a changed file.
+		if pos, _ := s.sr.Seek(0, io.SeekCurrent); pos == s.sr.Size() {
+			if verr := s.f.Verify(); verr != nil {
+				return 0, verr
+			}
+		}
+	}
 	if n > 0 {
 		if s.f.limit != nil {
 			s.f.limit.wait(n)
