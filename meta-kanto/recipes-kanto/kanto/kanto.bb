@@ -18,14 +18,14 @@ PV = "${KANTO_VERSION}"
 # binary is built from are copied, not the whole checkout (which may hold kas
 # build directories); tools/yoctolint checks that every package the binary
 # imports lies under one of them.
-KANTO_GO_SRC = "go.mod go.sum LICENSE services"
+KANTO_GO_SRC = "go.mod go.sum LICENSE services firmware images init"
 FILESEXTRAPATHS:prepend := "${KANTO_SRC_ROOT}:"
 SRC_URI = "${@' '.join('file://%s;subdir=${GO_SRCURI_DESTSUFFIX}' % p for p in d.getVar('KANTO_GO_SRC').split())} \
     file://suite-connector.service file://suite-connector.json \
     file://aws-connector.service file://aws-connector.json \
     file://local-digital-twins.service file://local-digital-twins.json \
     file://container-management.service file://container-management.json \
-    file://kanto-update-manager.service file://update-manager.json \
+    file://update-manager.service file://update-manager.json \
     file://software-update.service file://software-update.json \
     file://file-upload.service file://file-upload.json \
 "
@@ -50,10 +50,14 @@ export GOTOOLCHAIN = "local"
 export GOFLAGS = "-mod=readonly"
 
 # Commands of services/cmd/kanto/builtins.go that run as a systemd service
-# (symlink, unit <cmd>.service, config /etc/kanto/<cmd without "kanto-">.json)
-# and CLIs that only get a symlink.
-KANTO_SERVICES = "suite-connector aws-connector local-digital-twins container-management kanto-update-manager software-update file-upload"
-KANTO_CLIS = "kanto-cm"
+# (symlink, package kanto-<cmd without "kanto-">, unit <cmd>.service, config
+# /etc/kanto/<cmd without "kanto-">.json) and CLIs and helpers that only get a
+# symlink (container-management-log is run by the containerd shim).
+KANTO_SERVICES = "suite-connector aws-connector local-digital-twins container-management update-manager software-update file-upload"
+KANTO_CLIS = "kanto-cm container-management-log"
+# Commands that stay subcommands of the binary (no symlink): `kanto fw ...`,
+# `kanto bundle ...` (package kanto-fwtools), `kanto image` (a build-host tool).
+KANTO_SUBCOMMANDS = "fw bundle image"
 
 do_install() {
     install -d ${D}${bindir} ${D}${systemd_system_unitdir} ${D}${sysconfdir}/kanto
@@ -96,12 +100,12 @@ CONFFILES:kanto-local-digital-twins = "${sysconfdir}/kanto/local-digital-twins.j
 RDEPENDS:kanto-local-digital-twins = "${PN} mosquitto ca-certificates"
 
 SYSTEMD_SERVICE:kanto-container-management = "container-management.service"
-FILES:kanto-container-management = "${bindir}/container-management ${systemd_system_unitdir}/container-management.service ${sysconfdir}/kanto/container-management.json"
+FILES:kanto-container-management = "${bindir}/container-management ${bindir}/container-management-log ${systemd_system_unitdir}/container-management.service ${sysconfdir}/kanto/container-management.json"
 CONFFILES:kanto-container-management = "${sysconfdir}/kanto/container-management.json"
 RDEPENDS:kanto-container-management = "${PN} mosquitto virtual-containerd ${VIRTUAL-RUNTIME_container_runtime}"
 
-SYSTEMD_SERVICE:kanto-update-manager = "kanto-update-manager.service"
-FILES:kanto-update-manager = "${bindir}/kanto-update-manager ${systemd_system_unitdir}/kanto-update-manager.service ${sysconfdir}/kanto/update-manager.json"
+SYSTEMD_SERVICE:kanto-update-manager = "update-manager.service"
+FILES:kanto-update-manager = "${bindir}/update-manager ${systemd_system_unitdir}/update-manager.service ${sysconfdir}/kanto/update-manager.json"
 CONFFILES:kanto-update-manager = "${sysconfdir}/kanto/update-manager.json"
 RDEPENDS:kanto-update-manager = "${PN} mosquitto"
 

@@ -228,10 +228,11 @@ type URI struct {
 	Params map[string]string
 }
 
-// ParseURIs splits a URI list. Words without "://" are ignored.
+// ParseURIs splits a URI list. Words without "://" and inline Python are
+// ignored.
 func ParseURIs(list string) []URI {
 	var out []URI
-	for _, w := range strings.Fields(list) {
+	for _, w := range strings.Fields(StripPython(list)) {
 		scheme, rest, ok := strings.Cut(w, "://")
 		if !ok {
 			continue
@@ -245,4 +246,32 @@ func ParseURIs(list string) []URI {
 		out = append(out, u)
 	}
 	return out
+}
+
+// StripPython removes inline Python expressions (${@...}) from s.
+func StripPython(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${@")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		depth, j := 0, i+1
+		for ; j < len(s); j++ {
+			if s[j] == '{' {
+				depth++
+			} else if s[j] == '}' {
+				depth--
+				if depth == 0 {
+					break
+				}
+			}
+		}
+		if j >= len(s) {
+			return b.String()
+		}
+		s = s[j+1:]
+	}
 }

@@ -59,6 +59,12 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestStripPython(t *testing.T) {
+	if got := StripPython("a ${@' '.join('{%s}' % x for x in y)} b ${X}"); got != "a  b ${X}" {
+		t.Errorf("StripPython = %q", got)
+	}
+}
+
 func TestExpand(t *testing.T) {
 	vars := map[string]string{"A": "${B}/x", "B": "b"}
 	if got := Expand("${A} ${C} ${@d.getVar('A')}", vars); got != "b/x ${C} ${@d.getVar('A')}" {
