@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,7 +51,9 @@ func run(ctx context.Context, argv []string) int {
 	env.Name = name
 	err := cmd.main(ctx, env, args)
 	code := cli.ExitCode(err)
-	if code != 0 && err != nil {
+	// An ExitError without an error was already reported by the command.
+	var reported *cli.ExitError
+	if code != 0 && err != nil && !(errors.As(err, &reported) && reported.Err == nil) {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
 	}
 	return code

@@ -135,4 +135,3 @@ func FillMemorySwap(c *Container) {
 		}
 	}
 }
-

@@ -30,14 +30,20 @@ func TestValidateMessages(t *testing.T) {
 		{"no host config", func(c *Container) { c.HostConfig = nil }, "the containers host config is mandatory and is missing"},
 		{"no io", func(c *Container) { c.IOConfig = nil }, "the container's IO config is missing"},
 		{"priv devices", func(c *Container) { c.HostConfig.Privileged = true; c.HostConfig.Devices = []DeviceMapping{} }, "cannot create the container as privileged and with specified devices at the same time - choose one of the options"},
-		{"priv caps", func(c *Container) { c.HostConfig.Privileged = true; c.HostConfig.ExtraCapabilities = []string{"CAP_NET_ADMIN"} }, "cannot create the container as privileged and with specified extra capabilities at the same time - choose one of the options"},
+		{"priv caps", func(c *Container) {
+			c.HostConfig.Privileged = true
+			c.HostConfig.ExtraCapabilities = []string{"CAP_NET_ADMIN"}
+		}, "cannot create the container as privileged and with specified extra capabilities at the same time - choose one of the options"},
 		{"no net", func(c *Container) { c.HostConfig.NetworkMode = "" }, "network mode is not set"},
 		{"net none", func(c *Container) { c.HostConfig.NetworkMode = "none" }, "unsupported network mode none"},
 		{"host ports", func(c *Container) {
 			c.HostConfig.NetworkMode = "host"
 			c.HostConfig.PortMappings = []PortMapping{{HostPort: 80, ContainerPort: 80}}
 		}, "cannot use port mappings when in host network mode"},
-		{"host host_ip", func(c *Container) { c.HostConfig.NetworkMode = "host"; c.HostConfig.ExtraHosts = []string{"x:host_ip_eth0"} }, "cannot use the host_ip reserved key or any of its modifications when in host network mode"},
+		{"host host_ip", func(c *Container) {
+			c.HostConfig.NetworkMode = "host"
+			c.HostConfig.ExtraHosts = []string{"x:host_ip_eth0"}
+		}, "cannot use the host_ip reserved key or any of its modifications when in host network mode"},
 		{"dev perms", func(c *Container) { c.HostConfig.Devices = []DeviceMapping{{PathOnHost: "/a", PathInContainer: "/b"}} }, "the cgroup permissions for device mapping /a:/b are not provided"},
 		{"log driver", func(c *Container) { c.HostConfig.LogConfig.DriverConfig.Type = "syslog" }, "unsupported log driver configuration"},
 		{"log files", func(c *Container) { c.HostConfig.LogConfig.DriverConfig.MaxFiles = 0 }, "max log files cannot be < 1"},

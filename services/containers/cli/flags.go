@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	kcli "github.com/kantofw/kanto/services/internal/cli"
+)
+
+// flagSet wraps flag.FlagSet with short aliases (-n for --name) and a help
+// listing in kanto-cm's style. Go's flag package accepts both -x and --x,
+// so upstream's single-letter long flags (--t, --i, --e) work as is.
+type flagSet struct {
+	*flag.FlagSet
+	short map[string]string // long -> short
+	typ   map[string]string
+	def   map[string]string
+	given map[string]bool
+}
+
+func newFlagSet(env *kcli.Env, name, _ string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return &flagSet{FlagSet: fs, short: map[string]string{}, typ: map[string]string{}, def: map[string]string{}, given: map[string]bool{}}
+}
+
+func (f *flagSet) alias(v flag.Value, long, short, usage, typ, def string) {
+	f.Var(v, long, usage)
+	if short != "" {
+		f.Var(v, short, usage)
+		f.short[long] = short
+	}
+	f.typ[long], f.def[long] = typ, def
+}
+
+func (f *flagSet) String(p *string, long, short, def, usage string) {
+	*p = def
+	f.alias(&strVal{p}, long, short, usage, "string", def)
+}
+
+func (f *flagSet) Int(p *int, long, short string, def int, usage string) {
+	*p = def
+	f.alias(&intVal{p}, long, short, usage, "int", strconv.Itoa(def))
+}
+
+func (f *flagSet) Int64(p *int64, long, short string, def int64, usage string) {
+	*p = def
+	f.alias(&int64Val{p}, long, short, usage, "int", strconv.FormatInt(def, 10))
+}
+
+func (f *flagSet) Bool(p *bool, long, short string, def bool, usage string) {
+	*p = def
+	f.alias(&boolVal{p}, long, short, usage, "", "")
+}
+
+// StringSlice is a comma-separated, repeatable list (cobra's StringSlice).
+func (f *flagSet) StringSlice(p *[]string, long, short, usage string) {
+	f.alias(&sliceVal{p: p, split: true}, long, short, usage, "strings", "")
+}
+
+// StringArray is a repeatable list whose values are never split.
+func (f *flagSet) StringArray(p *[]string, long, short, usage string) {
+	f.alias(&sliceVal{p: p}, long, short, usage, "stringArray", "")
+}
+
+// Changed reports whether the flag (or its alias) was given.
+func (f *flagSet) Changed(long string) bool {
+	found := false
+	f.Visit(func(fl *flag.Flag) {
+		if fl.Name == long || fl.Name == f.short[long] {
+			found = true
+		}
+	})
+	return found
+}
+
+// NFlags is how many flags were given.
+func (f *flagSet) NFlagGiven() int { return f.NFlag() }
+
+func (f *flagSet) printDefaults(w io.Writer) {
+	var longs []string
+	f.VisitAll(func(fl *flag.Flag) {
+		if _, isLong := f.typ[fl.Name]; isLong {
+			longs = append(longs, fl.Name)
+		}
+	})
+	sort.Strings(longs)
+	for _, l := range longs {
+		fl := f.Lookup(l)
+		head := "      --" + l
+		if s := f.short[l]; s != "" {
+			head = "  -" + s + ", --" + l
+		}
+		if t := f.typ[l]; t != "" {
+			head += " " + t
+		}
+		usage := strings.ReplaceAll(fl.Usage, "\n", "\n"+strings.Repeat(" ", 8))
+		if d := f.def[l]; d != "" && f.typ[l] != "" {
+			usage += fmt.Sprintf(" (default %s)", quoteDef(f.typ[l], d))
+		}
+		fmt.Fprintf(w, "%s\n        %s\n", head, usage)
+	}
+	fmt.Fprintf(w, "  -h, --help\n        help for this command\n")
+}
+
+func quoteDef(typ, d string) string {
+	if typ == "string" {
+		return strconv.Quote(d)
+	}
+	return d
+}
+
+type strVal struct{ p *string }
+
+func (v *strVal) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v *strVal) Set(s string) error { *v.p = s; return nil }
+
+type intVal struct{ p *int }
+
+func (v *intVal) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v *intVal) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("invalid argument %q: must be an integer", s)
+	}
+	*v.p = n
+	return nil
+}
+
+type int64Val struct{ p *int64 }
+
+func (v *int64Val) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*v.p, 10)
+}
+func (v *int64Val) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("invalid argument %q: must be an integer", s)
+	}
+	*v.p = n
+	return nil
+}
+
+type boolVal struct{ p *bool }
+
+func (v *boolVal) String() string {
+	if v.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*v.p)
+}
+func (v *boolVal) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("invalid argument %q: must be true or false", s)
+	}
+	*v.p = b
+	return nil
+}
+func (v *boolVal) IsBoolFlag() bool { return true }
+
+type sliceVal struct {
+	p     *[]string
+	split bool
+}
+
+func (v *sliceVal) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
+}
+func (v *sliceVal) Set(s string) error {
+	if !v.split {
+		*v.p = append(*v.p, s)
+		return nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		*v.p = append(*v.p, strings.TrimSpace(part))
+	}
+	return nil
+}
