@@ -18,7 +18,7 @@ PV = "${KANTO_VERSION}"
 # binary is built from are copied, not the whole checkout (which may hold kas
 # build directories); tools/yoctolint checks that every package the binary
 # imports lies under one of them.
-KANTO_GO_SRC = "go.mod go.sum LICENSE services firmware images init"
+KANTO_GO_SRC = "go.mod go.sum LICENSE services firmware ota board init images"
 FILESEXTRAPATHS:prepend := "${KANTO_SRC_ROOT}:"
 SRC_URI = "${@' '.join('file://%s;subdir=${GO_SRCURI_DESTSUFFIX}' % p for p in d.getVar('KANTO_GO_SRC').split())} \
     file://suite-connector.service file://suite-connector.json \

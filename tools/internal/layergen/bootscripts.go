@@ -1,4 +1,4 @@
-package main
+package layergen
 
 import (
 	"bytes"
@@ -65,9 +65,9 @@ func UBootScript(machine string) string {
 	return fmt.Sprintf("meta-kanto/recipes-bsp/kanto-boot/files/kanto-boot-%s.cmd", machine)
 }
 
-// bootScripts returns the generated boot scripts, keyed by path relative to
+// BootScripts returns the generated boot scripts, keyed by path relative to
 // root.
-func bootScripts(root string) (map[string][]byte, error) {
+func BootScripts(root string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	grub, err := os.ReadFile(filepath.Join(root, grubSource))
 	if err != nil {
