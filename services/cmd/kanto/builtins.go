@@ -2,6 +2,9 @@ package main
 
 import (
 	"github.com/kantofw/kanto/services/connector"
+	cmcli "github.com/kantofw/kanto/services/containers/cli"
+	cmdaemon "github.com/kantofw/kanto/services/containers/daemon"
+	"github.com/kantofw/kanto/services/containers/logdriver"
 	"github.com/kantofw/kanto/services/fileupload"
 	"github.com/kantofw/kanto/services/fwtool"
 	"github.com/kantofw/kanto/services/imagetool"
@@ -17,10 +20,13 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
-	"bundle":          {main: fwtool.BundleMain, summary: "create, sign, verify and inspect firmware update bundles"},
-	"fw":              {main: fwtool.FwMain, summary: "A/B firmware: install bundles, boot environments, status, commit, rollback"},
-	"image":           {main: imagetool.ImageMain, summary: "build, provision and boot the A/B firmware disk image (QEMU)"},
-	"update-manager":  {main: updatemanager.Main, summary: "orchestrate desired states across domain agents (Kanto update-manager)"},
-	"file-upload":     {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
-	"suite-connector": {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
+	"container-management":     {main: cmdaemon.Main, summary: "run containers on containerd (Kanto container-management daemon)"},
+	"container-management-log": {main: logdriver.Main, summary: "json-file log driver the containerd shim runs for each container"},
+	"kanto-cm":                 {main: cmcli.Main, summary: "manage the containers of container-management (Kanto kanto-cm CLI)"},
+	"bundle":                   {main: fwtool.BundleMain, summary: "create, sign, verify and inspect firmware update bundles"},
+	"fw":                       {main: fwtool.FwMain, summary: "A/B firmware: install bundles, boot environments, status, commit, rollback"},
+	"image":                    {main: imagetool.ImageMain, summary: "build, provision and boot the A/B firmware disk image (QEMU)"},
+	"update-manager":           {main: updatemanager.Main, summary: "orchestrate desired states across domain agents (Kanto update-manager)"},
+	"file-upload":              {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
+	"suite-connector":          {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
 }
