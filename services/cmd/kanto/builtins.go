@@ -9,6 +9,7 @@ import (
 	"github.com/kantofw/kanto/services/fwtool"
 	"github.com/kantofw/kanto/services/imagetool"
 	"github.com/kantofw/kanto/services/internal/cli"
+	"github.com/kantofw/kanto/services/softwareupdate"
 	"github.com/kantofw/kanto/services/updatemanager"
 )
 
@@ -20,6 +21,7 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
+	"software-update":          {main: softwareupdate.Main, summary: "install software with scripts: hawkBit SoftwareUpdatable and the software update domain (Kanto software-update)"},
 	"container-management":     {main: cmdaemon.Main, summary: "run containers on containerd (Kanto container-management daemon)"},
 	"container-management-log": {main: logdriver.Main, summary: "json-file log driver the containerd shim runs for each container"},
 	"kanto-cm":                 {main: cmcli.Main, summary: "manage the containers of container-management (Kanto kanto-cm CLI)"},
