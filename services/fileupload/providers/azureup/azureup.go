@@ -35,9 +35,11 @@ type Config struct {
 	Checksum bool
 	// BlockSize is the staged block size and the single-Put threshold;
 	// 0 means 16 MiB.
-	BlockSize  int64
-	Retry      providers.Retry
-	HTTPClient *http.Client
+	BlockSize int64
+	// Concurrency is the number of blocks in flight; 0 means 4.
+	Concurrency int
+	Retry       providers.Retry
+	HTTPClient  *http.Client
 }
 
 // Uploader uploads to one container.
@@ -58,6 +60,9 @@ func New(o providers.Options, cfg Config) (*Uploader, error) {
 	}
 	if cfg.BlockSize == 0 {
 		cfg.BlockSize = 16 << 20
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
 	}
 	ep := vals[0]
 	if !strings.HasSuffix(ep, "/") {
@@ -92,15 +97,22 @@ func (u *Uploader) Upload(ctx context.Context, f *files.File, progress providers
 	if err != nil {
 		return err
 	}
-	var headers *blob.HTTPHeaders
-	if u.cfg.Checksum {
-		sum, err := f.MD5()
-		if err != nil {
-			return err
-		}
-		headers = &blob.HTTPHeaders{BlobContentMD5: sum}
-	}
 	name := u.container + "/" + f.Name()
+	// The whole-file MD5 is needed first for a single Put Blob, but only at
+	// the commit of staged blocks: there it is computed alongside.
+	md5 := make(chan error, 1)
+	if u.cfg.Checksum {
+		go func() { _, err := f.MD5(); md5 <- err }()
+	} else {
+		md5 <- nil
+	}
+	headers := func() (*blob.HTTPHeaders, error) {
+		if err := <-md5; err != nil || !u.cfg.Checksum {
+			return nil, err
+		}
+		sum, err := f.MD5()
+		return &blob.HTTPHeaders{BlobContentMD5: sum}, err
+	}
 	if f.Size() <= u.cfg.BlockSize {
 		err = u.put(ctx, c, f, headers)
 	} else {
@@ -115,7 +127,11 @@ func (u *Uploader) Upload(ctx context.Context, f *files.File, progress providers
 	return nil
 }
 
-func (u *Uploader) put(ctx context.Context, c *blockblob.Client, f *files.File, headers *blob.HTTPHeaders) error {
+func (u *Uploader) put(ctx context.Context, c *blockblob.Client, f *files.File, md5 func() (*blob.HTTPHeaders, error)) error {
+	headers, err := md5()
+	if err != nil {
+		return err
+	}
 	opts := &blockblob.UploadOptions{HTTPHeaders: headers}
 	if headers != nil {
 		opts.TransactionalValidation = blob.TransferValidationTypeMD5(headers.BlobContentMD5)
@@ -127,12 +143,14 @@ func (u *Uploader) put(ctx context.Context, c *blockblob.Client, f *files.File, 
 	})
 }
 
-func (u *Uploader) blocks(ctx context.Context, c *blockblob.Client, f *files.File, headers *blob.HTTPHeaders, progress providers.Progress) error {
-	var ids []string
-	for off, n := int64(0), 0; off < f.Size(); off, n = off+u.cfg.BlockSize, n+1 {
-		size := min(u.cfg.BlockSize, f.Size()-off)
-		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "kanto-block-%08d", n))
-		sec := f.Section(off, size)
+func (u *Uploader) blocks(ctx context.Context, c *blockblob.Client, f *files.File, md5 func() (*blob.HTTPHeaders, error), progress providers.Progress) error {
+	ps := providers.SplitParts(f.Size(), u.cfg.BlockSize)
+	ids := make([]string, len(ps))
+	for i := range ps {
+		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "kanto-block-%08d", i))
+	}
+	err := providers.EachPart(ctx, ps, u.cfg.Concurrency, progress, func(ctx context.Context, p providers.Part) error {
+		sec := f.Section(p.Off, p.Size)
 		var opts *blockblob.StageBlockOptions
 		if u.cfg.Checksum {
 			sum, err := sec.MD5()
@@ -145,15 +163,19 @@ func (u *Uploader) blocks(ctx context.Context, c *blockblob.Client, f *files.Fil
 			if _, err := sec.Seek(0, io.SeekStart); err != nil {
 				return err
 			}
-			_, err := c.StageBlock(ctx, id, nopCloser{sec}, opts)
+			_, err := c.StageBlock(ctx, ids[p.N], nopCloser{sec}, opts)
 			return classify(ctx, err)
 		}); err != nil {
-			return fmt.Errorf("stage block %d: %w", n, err)
+			return fmt.Errorf("stage block %d: %w", p.N, err)
 		}
-		ids = append(ids, id)
-		if progress != nil {
-			progress(off + size)
-		}
+		return nil
+	})
+	headers, herr := md5()
+	if err != nil {
+		return err
+	}
+	if herr != nil {
+		return herr
 	}
 	// Uncommitted blocks are dropped by the service; a changed file is
 	// never committed.

@@ -167,7 +167,7 @@ func TestLargeResumeAfterCut(t *testing.T) {
 	var once sync.Once
 	restored := make(chan struct{})
 	err = u.Upload(ctxT(t), open(t, path), func(n int64) {
-		if n >= 40<<20 {
+		if n >= 60<<20 {
 			once.Do(func() {
 				go func() {
 					time.Sleep(30 * time.Millisecond)
@@ -188,7 +188,7 @@ func TestLargeResumeAfterCut(t *testing.T) {
 		t.Errorf("stored md5 %s (property %s), want %s", content, prop, want)
 	}
 	t.Logf("sent %d bytes for %d", cnt.Written(), size)
-	if w := cnt.Written(); w > size+2*block+1<<20 {
+	if w := cnt.Written(); w > size+4*block+1<<20 {
 		t.Errorf("sent %d bytes for a %d-byte file: the upload restarted instead of resuming", w, size)
 	}
 }

@@ -42,9 +42,11 @@ type Config struct {
 	Checksum bool
 	// PartSize is the multipart part size and the single-PUT threshold;
 	// 0 means 16 MiB. S3 needs at least 5 MiB.
-	PartSize   int64
-	Retry      providers.Retry
-	HTTPClient *http.Client
+	PartSize int64
+	// Concurrency is the number of parts in flight; 0 means 4.
+	Concurrency int
+	Retry       providers.Retry
+	HTTPClient  *http.Client
 }
 
 // Uploader uploads to one bucket.
@@ -67,6 +69,9 @@ func New(o providers.Options, cfg Config) (*Uploader, error) {
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = 16 << 20
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
 	}
 	if cfg.PartSize < 5<<20 {
 		return nil, fmt.Errorf("part size %d is below S3's 5 MiB minimum: %w", cfg.PartSize, providers.ErrInvalidParam)
@@ -139,16 +144,6 @@ func (u *Uploader) put(ctx context.Context, f *files.File, progress providers.Pr
 func (u *Uploader) multipart(ctx context.Context, f *files.File, progress providers.Progress) (err error) {
 	key := u.Key(f)
 	create := &s3.CreateMultipartUploadInput{Bucket: &u.bucket, Key: &key}
-	if u.cfg.Checksum {
-		// S3 cannot check a whole-object MD5 of a multipart upload; each
-		// part carries its own Content-MD5 and the digest travels as
-		// metadata for the reader.
-		sum, err := f.MD5Base64()
-		if err != nil {
-			return err
-		}
-		create.Metadata = map[string]string{"content-md5": sum}
-	}
 	var id string
 	if err := u.cfg.Retry.Do(ctx, transient, func() error {
 		out, err := u.client.CreateMultipartUpload(ctx, create)
@@ -164,11 +159,14 @@ func (u *Uploader) multipart(ctx context.Context, f *files.File, progress provid
 			u.abort(key, id)
 		}
 	}()
-	var parts []types.CompletedPart
-	for off, n := int64(0), int32(1); off < f.Size(); off, n = off+u.cfg.PartSize, n+1 {
-		size := min(u.cfg.PartSize, f.Size()-off)
-		in := &s3.UploadPartInput{Bucket: &u.bucket, Key: &key, UploadId: &id, PartNumber: aws.Int32(n), ContentLength: aws.Int64(size)}
-		sec := f.Section(off, size)
+	ps := providers.SplitParts(f.Size(), u.cfg.PartSize)
+	parts := make([]types.CompletedPart, len(ps))
+	// S3 cannot check a whole-object MD5 of a multipart upload: each part
+	// carries its own Content-MD5, which S3 checks.
+	err = providers.EachPart(ctx, ps, u.cfg.Concurrency, progress, func(ctx context.Context, p providers.Part) error {
+		n := int32(p.N + 1)
+		in := &s3.UploadPartInput{Bucket: &u.bucket, Key: &key, UploadId: &id, PartNumber: aws.Int32(n), ContentLength: aws.Int64(p.Size)}
+		sec := f.Section(p.Off, p.Size)
 		if u.cfg.Checksum {
 			sum, err := sec.MD5()
 			if err != nil {
@@ -176,7 +174,6 @@ func (u *Uploader) multipart(ctx context.Context, f *files.File, progress provid
 			}
 			in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(sum))
 		}
-		var etag *string
 		if err := u.cfg.Retry.Do(ctx, transient, func() error {
 			if _, err := sec.Seek(0, 0); err != nil {
 				return err
@@ -184,16 +181,16 @@ func (u *Uploader) multipart(ctx context.Context, f *files.File, progress provid
 			in.Body = sec
 			out, err := u.client.UploadPart(ctx, in)
 			if err == nil {
-				etag = out.ETag
+				parts[p.N] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n)}
 			}
 			return classify(ctx, err)
 		}); err != nil {
 			return fmt.Errorf("upload part %d of s3://%s/%s: %w", n, u.bucket, key, err)
 		}
-		parts = append(parts, types.CompletedPart{ETag: etag, PartNumber: aws.Int32(n)})
-		if progress != nil {
-			progress(off + size)
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := f.Verify(); err != nil {
 		return err
