@@ -463,7 +463,9 @@ func TestRestartDuringInstallResumes(t *testing.T) {
 	// The restarted service goes on from INSTALLING: no new download.
 	want := []string{"INSTALLING(0)", "INSTALLED(100) My final message! code=0", "FINISHED_SUCCESS(100) My final message! code=0"}
 	got := statuses(ops[before:])
-	got = slicesDeleteFunc(got, func(s string) bool { return strings.HasPrefix(s, "INSTALLING(50)") || strings.HasPrefix(s, "INSTALLING(100)") })
+	got = slicesDeleteFunc(got, func(s string) bool {
+		return strings.HasPrefix(s, "INSTALLING(50)") || strings.HasPrefix(s, "INSTALLING(100)")
+	})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after restart (-want +got):\n%s", diff)
 	}

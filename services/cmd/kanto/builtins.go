@@ -6,6 +6,7 @@ import (
 	cmdaemon "github.com/kantofw/kanto/services/containers/daemon"
 	"github.com/kantofw/kanto/services/containers/logdriver"
 	"github.com/kantofw/kanto/services/fileupload"
+	"github.com/kantofw/kanto/services/fwagent"
 	"github.com/kantofw/kanto/services/fwtool"
 	"github.com/kantofw/kanto/services/imagetool"
 	"github.com/kantofw/kanto/services/internal/cli"
@@ -21,6 +22,7 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
+	"fw-update-agent":          {main: fwagent.Main, summary: "the firmware domain agent: A/B OTA driven by the update manager"},
 	"software-update":          {main: softwareupdate.Main, summary: "install software with scripts: hawkBit SoftwareUpdatable and the software update domain (Kanto software-update)"},
 	"container-management":     {main: cmdaemon.Main, summary: "run containers on containerd (Kanto container-management daemon)"},
 	"container-management-log": {main: logdriver.Main, summary: "json-file log driver the containerd shim runs for each container"},

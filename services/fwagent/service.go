@@ -1,0 +1,137 @@
+package fwagent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kantofw/kanto/firmware/bundle"
+	"github.com/kantofw/kanto/firmware/slot"
+	"github.com/kantofw/kanto/ota"
+	"github.com/kantofw/kanto/services/internal/cli"
+	"github.com/kantofw/kanto/services/internal/config"
+	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/store"
+	"github.com/kantofw/kanto/services/internal/updateagent"
+	"github.com/kantofw/kanto/services/softwareupdate"
+)
+
+// Config of `kanto fw-update-agent`.
+type Config struct {
+	Broker      string `json:"broker"`
+	Domain      string `json:"domain"`
+	Slots       string `json:"slots"`
+	Keyring     string `json:"keyring"`
+	StateDir    string `json:"stateDir"` // ota.db, agent.db and downloads
+	BaseVersion string `json:"baseVersion"`
+	logging.Config
+}
+
+// Defaults are the packaged defaults.
+func Defaults() Config {
+	return Config{Broker: "tcp://localhost:1883", Domain: "firmware", Slots: "/etc/kanto/slots.json",
+		Keyring: "/etc/kanto/keyring.pem", StateDir: "/var/lib/kanto-fw", BaseVersion: "0", Config: logging.Defaults("")}
+}
+
+// Deps are injected by main or tests.
+type Deps struct {
+	Log      *slog.Logger
+	Rebooter ota.Rebooter // the board hook; default reboot(2)
+	Checks   []ota.HealthCheck
+	BootID   func() (string, error)
+}
+
+// Main is `kanto fw-update-agent`.
+func Main(ctx context.Context, env *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(env, env.Name)
+	cfg := Defaults()
+	var file string
+	fs.StringVar(&file, "configFile", "", "JSON config file")
+	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "local MQTT broker")
+	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "Update Agent API domain")
+	fs.StringVar(&cfg.Slots, "slots", cfg.Slots, "slots file")
+	fs.StringVar(&cfg.Keyring, "keyring", cfg.Keyring, "bundle keyring (PEM)")
+	fs.StringVar(&cfg.StateDir, "stateDir", cfg.StateDir, "persistent state folder")
+	fs.StringVar(&cfg.BaseVersion, "baseVersion", cfg.BaseVersion, "version of a slot without a recorded version")
+	cfg.Config.RegisterFlags(fs)
+	err := config.Load(fs, args, "configFile", &cfg)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	case errors.Is(err, config.ErrNotFound):
+		fmt.Fprintf(env.Stderr, "warning: %v\n", err)
+	case err != nil:
+		return fmt.Errorf("%w: %w", err, cli.ErrUsage)
+	}
+	log, closer, err := logging.New(cfg.Config, "fw-update-agent", env.Stderr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, cli.ErrUsage)
+	}
+	defer closer.Close()
+	// No health checks are wired here yet: the image's init or the board
+	// package adds them; without checks a booted slot is committed.
+	return Run(ctx, cfg, Deps{Log: log, Rebooter: sysReboot{}})
+}
+
+// sysReboot is reboot(2), used until a board package provides the hook.
+type sysReboot struct{}
+
+func (sysReboot) Reboot(context.Context) error {
+	syscall.Sync()
+	return syscall.Reboot(syscall.LINUX_REBOOT_CMD_RESTART)
+}
+
+// Run resumes the OTA agent (the health verdict after a reboot) and then
+// serves the firmware domain until ctx ends.
+func Run(ctx context.Context, cfg Config, d Deps) error {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	slots, err := slot.Load(cfg.Slots)
+	if err != nil {
+		return err
+	}
+	kr, err := bundle.LoadKeyring(cfg.Keyring)
+	if err != nil {
+		return err
+	}
+	if d.Rebooter == nil {
+		d.Rebooter = sysReboot{}
+	}
+	oa, err := ota.New(ota.Config{DBPath: filepath.Join(cfg.StateDir, "ota.db"), Slots: slots, Keyring: kr},
+		ota.Deps{Log: d.Log, Rebooter: d.Rebooter, Checks: d.Checks, BootID: d.BootID})
+	if err != nil {
+		return err
+	}
+	defer oa.Close()
+	if r, err := oa.Resume(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.Log.Error("ota resume", "state", r.State, "err", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.StateDir, "agent.db"), "fw-update-agent", updateagent.Migrations)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	dl, err := softwareupdate.NewDownloader(3, 5*time.Second, "", d.Log)
+	if err != nil {
+		return err
+	}
+	dom := &Domain{Name: cfg.Domain, OTA: oa, Keyring: kr, Compatible: slots.Compatible, Downloader: dl,
+		WorkDir: filepath.Join(cfg.StateDir, "downloads"), BaseVersion: cfg.BaseVersion, Log: d.Log}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	a := updateagent.New(updateagent.Options{Domain: cfg.Domain, DB: db, Log: d.Log,
+		MQTT: mqtt.Options{URL: cfg.Broker, ClientID: "fw-update-agent-" + hex.EncodeToString(b), CleanSession: true, AutoReconnect: true}}, dom)
+	return a.Run(ctx)
+}
