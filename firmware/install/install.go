@@ -197,8 +197,13 @@ func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWri
 	if err != nil {
 		return err
 	}
-	w := &ctxWriter{ctx: ctx, w: f, pw: pw}
-	if _, err := io.Copy(w, r); err != nil {
+	// Writes of 1 MiB, up to 3 in flight while the next chunk is verified.
+	pipe := newPipeWriter(&ctxWriter{ctx: ctx, w: f, pw: pw}, 3, 1<<20)
+	_, err = io.Copy(pipe, r)
+	if cerr := pipe.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		f.Close()
 		return err
 	}
