@@ -208,10 +208,16 @@ func (b *build) initramfs(ctx context.Context) (bool, error) {
 		}
 		defer f.Close()
 		if b.cfg.BrokenInitramfs {
-			// Not an archive: the kernel finds no init and no root, and
-			// panics ("VFS: Unable to mount root fs").
-			_, err = f.Write(bytes.Repeat([]byte("not a cpio archive\n"), 4096))
-			return err
+			// An /init that exits at once: the kernel panics ("Attempted
+			// to kill init!") before any of our code runs. (A garbage
+			// archive would not do: with rootwait the kernel waits for
+			// the root device forever instead of panicking.)
+			bt := tree{}
+			bt.data("init", exitELF(), 0o755)
+			if err := bt.writeCPIO(f); err != nil {
+				return err
+			}
+			return f.Close()
 		}
 		if err := t.writeCPIO(f); err != nil {
 			return err

@@ -74,14 +74,17 @@ type Service struct {
 }
 
 // Health decides whether this boot is good. The boot is healthy when every
-// service has been ready within TimeoutSec and Command (if any) exits 0.
+// service has been ready within TimeoutSec, stays up for SettleSec, and Command (if any) exits 0.
 // Then, if the booted slot is on trial, Commit says who commits it:
 // "builtin" (the init writes the boot environment through
 // firmware/bootenv), or "none" (the OTA agent does it). On an unhealthy
 // trial boot the init reboots after RebootDelaySec so the bootloader falls
 // back; an unhealthy committed slot is only reported.
 type Health struct {
-	TimeoutSec     int      `json:"timeoutSec,omitempty"` // default 60
+	TimeoutSec int `json:"timeoutSec,omitempty"` // default 60
+	// SettleSec is how long every service must then stay up without a
+	// restart (default 3), so a crash loop is not mistaken for health.
+	SettleSec      int      `json:"settleSec,omitempty"`
 	Command        []string `json:"command,omitempty"`
 	Commit         string   `json:"commit,omitempty"`  // builtin (default) or none
 	GrubEnv        string   `json:"grubenv,omitempty"` // default /boot/efi/EFI/BOOT/grubenv
@@ -104,6 +107,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Health.TimeoutSec <= 0 {
 		c.Health.TimeoutSec = 60
+	}
+	if c.Health.SettleSec <= 0 {
+		c.Health.SettleSec = 3
 	}
 	if c.Health.Commit == "" {
 		c.Health.Commit = "builtin"

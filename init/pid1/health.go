@@ -1,7 +1,11 @@
 package pid1
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/kantofw/kanto/firmware/bootenv"
+	"github.com/kantofw/kanto/init/supervise"
 )
 
 // bootScheme is the part of the A/B scheme the init needs; *bootenv.GrubScheme
@@ -40,4 +44,24 @@ func Decide(healthy bool, slot string, st bootenv.State, stErr error) Outcome {
 	default:
 		return OutcomeReport
 	}
+}
+
+// Unstable compares service snapshots taken at the start and the end of the
+// settle window and describes what went wrong ("" when every service stayed
+// up and ready without a restart).
+func Unstable(before, after []supervise.Status) string {
+	restarts := map[string]int{}
+	for _, b := range before {
+		restarts[b.Name] = b.Restarts
+	}
+	var bad []string
+	for _, a := range after {
+		switch {
+		case a.PID == 0 || !a.Ready:
+			bad = append(bad, a.Name+" down")
+		case a.Restarts != restarts[a.Name]:
+			bad = append(bad, fmt.Sprintf("%s restarted %d times", a.Name, a.Restarts-restarts[a.Name]))
+		}
+	}
+	return strings.Join(bad, ", ")
 }

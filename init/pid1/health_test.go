@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kantofw/kanto/firmware/bootenv"
+	"github.com/kantofw/kanto/init/supervise"
 )
 
 func TestDecide(t *testing.T) {
@@ -37,6 +38,25 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Decide(tc.healthy, tc.slot, tc.st, tc.err); got != tc.want {
 				t.Errorf("Decide() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnstable(t *testing.T) {
+	up := supervise.Status{Name: "a", PID: 10, Ready: true}
+	for _, tc := range []struct {
+		name          string
+		before, after []supervise.Status
+		want          string
+	}{
+		{"stable", []supervise.Status{up}, []supervise.Status{up}, ""},
+		{"restarted", []supervise.Status{up}, []supervise.Status{{Name: "a", PID: 11, Ready: true, Restarts: 2}}, "a restarted 2 times"},
+		{"down", []supervise.Status{up}, []supervise.Status{{Name: "a"}}, "a down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Unstable(tc.before, tc.after); got != tc.want {
+				t.Errorf("Unstable() = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -249,6 +249,15 @@ func (s *system) health(ctx context.Context) {
 	case <-s.sup.AllReady():
 		s.publish(true)
 		s.con.Event(event.ServicesUp, "slot", s.cmd.Slot, "services", fmt.Sprint(len(s.cfg.Services)))
+		before := s.sup.Status()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(h.SettleSec) * time.Second):
+		}
+		if bad := Unstable(before, s.sup.Status()); bad != "" {
+			reason = "unstable: " + bad
+		}
 	case <-t.C:
 		var missing []string
 		for _, st := range s.sup.Status() {

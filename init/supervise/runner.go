@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"strings"
@@ -122,9 +121,12 @@ func (r *runner) runOnce(ctx context.Context, msgs chan string) bool {
 	var tcpReady <-chan struct{}
 	probeCtx, stopProbe := context.WithCancel(context.Background())
 	defer stopProbe()
+	var settled <-chan time.Time
 	switch r.svc.Ready {
 	case ReadyStarted:
-		r.markReady(pid)
+		st := time.NewTimer(r.sup.opts.StartedSettle)
+		defer st.Stop()
+		settled = st.C
 	case ReadyTCP:
 		ch := make(chan struct{})
 		tcpReady = ch
@@ -153,6 +155,9 @@ func (r *runner) runOnce(ctx context.Context, msgs chan string) bool {
 					}
 				}
 			}
+		case <-settled:
+			settled = nil
+			r.markReady(pid)
 		case <-tcpReady:
 			tcpReady = nil
 			r.markReady(pid)
@@ -252,12 +257,8 @@ func probeTCP(ctx context.Context, addr string, ready chan<- struct{}) {
 }
 
 func errString(err error) string {
-	var ee interface{ ExitCode() int }
 	if err == nil {
-		return "exit 0"
-	}
-	if errors.As(err, &ee) {
-		return err.Error()
+		return "exit status 0"
 	}
 	return err.Error()
 }

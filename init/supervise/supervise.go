@@ -29,7 +29,7 @@ type ReadyKind string
 
 // Readiness kinds.
 const (
-	ReadyStarted ReadyKind = "started" // ready once the process runs
+	ReadyStarted ReadyKind = "started" // ready once the process has run for Options.StartedSettle
 	ReadyNotify  ReadyKind = "notify"  // ready on READY=1 over NOTIFY_SOCKET
 	ReadyTCP     ReadyKind = "tcp"     // ready when ReadyAddr accepts a TCP connection
 )
@@ -62,6 +62,10 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay before a restart, which
 	// doubles on each crash and resets after a run longer than StableAfter.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
+	// StartedSettle is how long a "started" service must run before it
+	// counts as ready, so a program that dies at once is never ready
+	// (default 1 s).
+	StartedSettle time.Duration
 	// StopTimeout is how long a service may take to exit after SIGTERM
 	// before it gets SIGKILL (default 5 s).
 	StopTimeout time.Duration
@@ -133,6 +137,9 @@ func New(svcs []Service, opts Options) (*Supervisor, error) {
 	}
 	if opts.StableAfter <= 0 {
 		opts.StableAfter = 10 * time.Second
+	}
+	if opts.StartedSettle <= 0 {
+		opts.StartedSettle = time.Second
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 5 * time.Second

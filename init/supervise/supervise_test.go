@@ -63,6 +63,8 @@ func helper(mode string) {
 			os.Exit(4)
 		}
 		defer l.Close()
+	case "exit":
+		os.Exit(1)
 	case "silent": // never pings the watchdog
 		notify("READY=1")
 	}
@@ -232,6 +234,23 @@ func TestWatchdogRestarts(t *testing.T) {
 	case <-fired:
 	case <-time.After(30 * time.Second):
 		t.Fatal("watchdog never fired")
+	}
+}
+
+// A "started" service that dies at once never counts as ready.
+func TestStartedNeedsToSettle(t *testing.T) {
+	logf := filepath.Join(t.TempDir(), "log")
+	svc := helperSvc(t, "dies", "exit", logf)
+	svc.Ready = ReadyStarted
+	s, stop := run(t, []Service{svc}, Options{StartedSettle: 300 * time.Millisecond})
+	defer stop()
+	select {
+	case <-s.AllReady():
+		t.Fatalf("crash-looping service became ready: %+v", s.Status())
+	case <-time.After(time.Second):
+	}
+	if st := s.Status()[0]; st.Restarts == 0 {
+		t.Errorf("status = %+v, want restarts", st)
 	}
 }
 
