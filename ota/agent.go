@@ -71,6 +71,9 @@ type Deps struct {
 	// AfterPersist, if set, runs after each record is stored; the kill
 	// tests use it to SIGKILL the agent at every state.
 	AfterPersist func(Record)
+	// AfterInstallStep, if set, runs after each durable step of the
+	// installer (target marked bad, images written, target armed).
+	AfterInstallStep func(install.Step)
 }
 
 // Agent is the firmware update agent: it installs bundles into the inactive
@@ -227,6 +230,7 @@ func (a *Agent) Install(ctx context.Context, source string) (Record, error) {
 	_, err = a.inst.Install(ctx, src, install.Options{
 		Transaction: r.Transaction,
 		Progress:    a.deps.Progress,
+		AfterStep:   a.deps.AfterInstallStep,
 		OnVerified: func(m *bundle.Manifest, target string) error {
 			r.Version, r.Target = m.Version, target
 			return a.persist(&r, StateInstalling, "bundle verified, writing slot "+target)

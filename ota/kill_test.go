@@ -19,6 +19,7 @@ import (
 	"github.com/kantofw/kanto/firmware/bootenv/bootenvtest"
 	"github.com/kantofw/kanto/firmware/bundle"
 	"github.com/kantofw/kanto/firmware/bundle/bundletest"
+	"github.com/kantofw/kanto/firmware/install"
 	"github.com/kantofw/kanto/firmware/slot"
 	"github.com/kantofw/kanto/ota"
 )
@@ -67,6 +68,12 @@ func helperMain() int {
 				}
 				return errors.New("unhealthy on purpose")
 			}}},
+			AfterInstallStep: func(s install.Step) {
+				if "install:"+string(s) == string(killAt) {
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+					select {}
+				}
+			},
 			AfterPersist: func(r ota.Record) {
 				if r.State == killAt {
 					syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -253,6 +260,11 @@ func scenarios() []scenario {
 			s("", "downloading", false, st("downloading", "failed"), "failed", "A"),
 			s("", "installing", true, st("downloading", "installing", "failed"), "failed", "A"),
 			s("", "installing", false, st("downloading", "installing", "failed"), "failed", "A"),
+			s("", "install:marked-bad", true, st("downloading", "installing", "failed"), "failed", "A"),
+			s("", "install:written", true, st("downloading", "installing", "failed"), "failed", "A"),
+			s("", "install:written", false, st("downloading", "installing", "failed"), "failed", "A"),
+			s("", "install:armed", true, st("downloading", "installing", "verifying", "committed"), "committed", "B"),
+			s("", "install:armed", false, st("downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
 			s("", "installed", true, st("downloading", "installing", "installed", "verifying", "committed"), "committed", "B"),
 			s("", "installed", false, st("downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
 			s("", "rebooting", true, happyChain, "committed", "B"),

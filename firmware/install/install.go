@@ -59,6 +59,25 @@ type Options struct {
 	OnVerified func(m *bundle.Manifest, target string) error
 	// Progress, if set, is called about every 1% and at the end.
 	Progress func(Progress)
+	// AfterStep, if set, is called after each durable step (the agent's
+	// kill tests SIGKILL the process there).
+	AfterStep func(Step)
+}
+
+// Step names a durable point of an installation.
+type Step string
+
+// Steps, in order.
+const (
+	StepMarkedBad Step = "marked-bad" // target marked bad, nothing written yet
+	StepWritten   Step = "written"    // all images written and fsynced
+	StepArmed     Step = "armed"      // target armed for its trial boot
+)
+
+func (o Options) step(s Step) {
+	if o.AfterStep != nil {
+		o.AfterStep(s)
+	}
 }
 
 // Result describes a completed installation.
@@ -116,6 +135,7 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	if err != nil {
 		return nil, fmt.Errorf("slot status: %w", err)
 	}
+	opts.step(StepMarkedBad)
 	log.Info("installing", "images", len(m.Images))
 
 	var total int64
@@ -141,6 +161,7 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 		return nil, in.fail(target, err)
 	}
 	pw.report(true)
+	opts.step(StepWritten)
 
 	err = in.Slots.UpdateStatus(target, func(s *slot.Status) {
 		s.Status = slot.StatusTrial
@@ -158,6 +179,7 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	if err := in.Scheme.Arm(target); err != nil {
 		return nil, in.fail(target, fmt.Errorf("arm slot %s: %w", target, err))
 	}
+	opts.step(StepArmed)
 	log.Info("installed and armed for a trial boot")
 	return &Result{Target: target, Manifest: m, Signer: br.Signer}, nil
 }

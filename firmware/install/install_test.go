@@ -229,9 +229,13 @@ func TestInstallNeverWritesBootedSlot(t *testing.T) {
 // cutServer serves b over HTTP on loopback; the first cuts requests abort
 // the connection after a part of the body.
 func cutServer(t *testing.T, b []byte, cuts int) (*httptest.Server, *atomic.Int32) {
+	return cutServerTLS(t, b, cuts, false)
+}
+
+func cutServerTLS(t *testing.T, b []byte, cuts int, useTLS bool) (*httptest.Server, *atomic.Int32) {
 	var requests atomic.Int32
 	mod := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := requests.Add(1)
 		w.Header().Set("ETag", `"bundle-v1"`)
 		if int(n) <= cuts {
@@ -239,6 +243,11 @@ func cutServer(t *testing.T, b []byte, cuts int) (*httptest.Server, *atomic.Int3
 		}
 		http.ServeContent(w, r, "b.kfw", mod, bytes.NewReader(b))
 	}))
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	return srv, &requests
 }
@@ -260,20 +269,24 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 }
 
 func TestInstallHTTPResume(t *testing.T) {
-	d := newDevice(t)
-	rootfs := bundletest.Image(900<<10, 5)
-	b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": rootfs}, bundletest.Options{})
-	srv, requests := cutServer(t, b, 3)
-	r, err := install.OpenHTTP(context.Background(), srv.URL+"/b.kfw", install.HTTPOptions{Backoff: func(int) time.Duration { return time.Millisecond }})
-	must(t, err)
-	defer r.Close()
-	res, err := d.inst.Install(context.Background(), r, install.Options{})
-	must(t, err)
-	if res.Target != "B" || r.Resumes != 3 || requests.Load() != 4 {
-		t.Fatalf("target %s, resumes %d, requests %d", res.Target, r.Resumes, requests.Load())
-	}
-	if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(rootfs)], rootfs) {
-		t.Fatal("slot B content differs")
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
+			d := newDevice(t)
+			rootfs := bundletest.Image(900<<10, 5)
+			b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"rootfs": rootfs}, bundletest.Options{})
+			srv, requests := cutServerTLS(t, b, 3, useTLS)
+			r, err := install.OpenHTTP(context.Background(), srv.URL+"/b.kfw", install.HTTPOptions{Client: srv.Client(), Backoff: func(int) time.Duration { return time.Millisecond }})
+			must(t, err)
+			defer r.Close()
+			res, err := d.inst.Install(context.Background(), r, install.Options{})
+			must(t, err)
+			if res.Target != "B" || r.Resumes != 3 || requests.Load() != 4 {
+				t.Fatalf("target %s, resumes %d, requests %d", res.Target, r.Resumes, requests.Load())
+			}
+			if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(rootfs)], rootfs) {
+				t.Fatal("slot B content differs")
+			}
+		})
 	}
 }
 
