@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -326,5 +328,34 @@ func TestHTTPGivesUp(t *testing.T) {
 	_, err = install.OpenHTTP(context.Background(), srv404.URL, install.HTTPOptions{})
 	if !errors.Is(err, install.ErrDownload) {
 		t.Fatalf("404: got %v", err)
+	}
+}
+
+// TestHTTPStallResumes: a connection that stops delivering bytes without
+// closing (a dead link after an IP change) is abandoned after Stall and the
+// download resumes with a Range request.
+func TestHTTPStallResumes(t *testing.T) {
+	b := bundletest.Image(256<<10, 4)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"x"`)
+		if requests.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(b[:100<<10])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // hang until the client gives up
+			return
+		}
+		http.ServeContent(w, r, "b", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	r, err := install.OpenHTTP(context.Background(), srv.URL, install.HTTPOptions{Stall: 100 * time.Millisecond, Backoff: func(int) time.Duration { return 0 }})
+	must(t, err)
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	must(t, err)
+	if !bytes.Equal(got, b) || r.Resumes != 1 {
+		t.Fatalf("%d bytes, %d resumes", len(got), r.Resumes)
 	}
 }
