@@ -28,6 +28,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,10 +150,11 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer c.cloud.Close()
 	defer c.local.Close()
 
-	for _, f := range append(append(append([]string{}, hono.EventFilters...), hono.TelemetryFilters...), hono.ResponseFilters...) {
-		if err := c.cloud.SubscribeDeferred(ctx, f, 1, c.onLocal); err != nil {
-			return err
-		}
+	// One subscription for all local data: the buffer then holds it in the
+	// order the broker sent it, and acknowledgements go back in that order.
+	data := slices.Concat(hono.EventFilters, hono.TelemetryFilters, hono.ResponseFilters)
+	if err := c.cloud.SubscribeDeferred(ctx, data, 1, c.onLocal); err != nil {
+		return err
 	}
 	if err := c.cloud.Subscribe(ctx, TopicThingRequest, 0, c.onThingRequest); err != nil {
 		return err
@@ -237,6 +239,8 @@ func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error 
 
 // launch runs one hub session with the settings of this moment.
 func (c *Connector) launch(ctx context.Context, relaunch bool) {
+	// Every launch ends with CONNECTION_CLOSED, as upstream's launcher stop.
+	defer c.status.send(context.WithoutCancel(ctx), CauseConnectionClosed)
 	s := c.o.Settings
 	found, err := applyProvisioning(s.ProvisioningFile, &s)
 	if c.o.Reapply != nil {
@@ -288,42 +292,61 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 			c.log.Warn("credentials are sent without TLS", "address", s.Address)
 		}
 	}
-	lost := make(chan error, 1)
-	opts.OnConnectionLost = func(err error) {
-		select {
-		case lost <- err:
-		default:
-		}
-	}
-	hub := mqtt.New(opts)
 	cmdFilter := hono.RequestFilter
 	if s.Generic {
 		cmdFilter = "command/" + s.TenantID + "/" + s.DeviceID + "/+/req/#"
 	}
 	handler := func(ctx context.Context, m mqtt.Message) { c.onCommand(ctx, rt, m) }
-	_ = hub.Subscribe(ctx, cmdFilter, 0, handler)
-	if !s.Generic {
-		for _, f := range c.subs.filters() {
-			_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
+	// A fresh paho client per connection: paho would otherwise re-send its
+	// own in-flight messages on reconnect, ahead of (and out of order with)
+	// the buffer, which is the one source of what is still to be sent.
+	lost := make(chan error, 1)
+	newHub := func() *mqtt.Client {
+		opts.OnConnectionLost = func(err error) {
+			select {
+			case lost <- err:
+			default:
+			}
 		}
+		hub := mqtt.New(opts)
+		_ = hub.Subscribe(ctx, cmdFilter, 0, handler)
+		if !s.Generic {
+			for _, f := range c.subs.filters() {
+				_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
+			}
+		}
+		c.mu.Lock()
+		c.hub = hub
+		c.mu.Unlock()
+		return hub
 	}
 	c.mu.Lock()
-	c.hub, c.info = hub, info
+	c.info = info
 	c.mu.Unlock()
+	var hub *mqtt.Client
 	defer func() {
 		c.mu.Lock()
 		c.hub = nil
 		c.mu.Unlock()
 		c.hubOnline.Store(false)
-		hub.Close()
+		if hub != nil {
+			hub.Close()
+		}
 		c.corr.clear()
-		c.status.send(context.WithoutCancel(ctx), CauseConnectionClosed)
 	}()
 
 	c.log.Info("connecting to the hub", "address", s.Address, "deviceId", s.DeviceID, "tenantId", s.TenantID, "clientId", clientID)
 	bo := newBackoff(c.o.Env)
 	authFails := 0
 	for {
+		if hub != nil {
+			hub.Close()
+		}
+		select {
+		case <-lost:
+		default:
+		}
+		hub = newHub()
 		err := hub.Connect(ctx)
 		if ctx.Err() != nil {
 			return
@@ -341,7 +364,6 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 			if ctx.Err() != nil {
 				return
 			}
-			hub.Disconnect(0)
 			c.log.Warn("hub connection lost", "err", err)
 			c.o.Notifier.Status("hub disconnected")
 		} else {

@@ -29,6 +29,11 @@ var (
 func kanto(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv("KANTO_BIN"); bin != "" {
+			// A prebuilt binary (e.g. the one make build produced).
+			kantoBin = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "kanto-bin")
 		if err != nil {
 			buildErr = err
@@ -85,7 +90,9 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w := &world{t: t, dir: t.TempDir()}
 	w.local = mosquittotest.Start(t, mosquittotest.Options{SysLog: true,
 		Extra: "max_queued_messages 200000\nmax_inflight_messages 100\n"})
-	w.hub = mosquittotest.Start(t, mosquittotest.Options{SysLog: true, Extra: o.hubExtra})
+	// The back end must not be the bottleneck that drops messages.
+	w.hub = mosquittotest.Start(t, mosquittotest.Options{SysLog: true,
+		Extra: "max_queued_messages 1000000\nmax_inflight_messages 1000\n" + o.hubExtra})
 	var err error
 	w.adapter, err = cloudpeer.NewAdapter(w.hub.Addr(), nil, nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ type subscription struct {
 	qos    byte
 	h      Handler
 	hd     DeferredHandler
+	also   []string // more filters served by this subscription
 	queue  chan delivery
 	done   chan struct{}
 	once   sync.Once
@@ -52,8 +54,14 @@ func (s *subscription) close() { s.once.Do(func() { close(s.done) }) }
 type DeferredHandler func(ctx context.Context, m Message, ack func())
 
 // SubscribeDeferred is Subscribe with a handler that acknowledges itself.
-func (c *Client) SubscribeDeferred(ctx context.Context, filter string, qos byte, h DeferredHandler) error {
-	return c.subscribe(ctx, &subscription{filter: filter, qos: qos, hd: h})
+// Several filters given together share one goroutine, so their messages
+// reach h (and are acknowledged) in exactly the order the broker sent them.
+func (c *Client) SubscribeDeferred(ctx context.Context, filters []string, qos byte, h DeferredHandler) error {
+	if len(filters) == 0 {
+		return nil
+	}
+	s := &subscription{filter: filters[0], qos: qos, hd: h, also: filters[1:]}
+	return c.subscribe(ctx, s)
 }
 
 // Subscribe adds filter to the table (replacing an earlier handler for the
@@ -68,10 +76,12 @@ func (c *Client) subscribe(ctx context.Context, s *subscription) error {
 	s.queue = make(chan delivery, c.o.QueueDepth)
 	s.done = make(chan struct{})
 	c.mu.Lock()
-	if old := c.subs[filter]; old != nil {
-		old.close()
+	for _, f := range append([]string{filter}, s.also...) {
+		if old := c.subs[f]; old != nil && old != s {
+			old.close()
+		}
+		c.subs[f] = s
 	}
-	c.subs[filter] = s
 	c.mu.Unlock()
 	c.wg.Add(1)
 	// Owned by the client; exits on Unsubscribe, replacement or Close.
@@ -82,7 +92,11 @@ func (c *Client) subscribe(ctx context.Context, s *subscription) error {
 	if !c.pc.IsConnectionOpen() {
 		return nil
 	}
-	tok := c.pc.Subscribe(filter, qos, nil)
+	filters := map[string]byte{filter: qos}
+	for _, f := range s.also {
+		filters[f] = qos
+	}
+	tok := c.pc.SubscribeMultiple(filters, nil)
 	select {
 	case <-tok.Done():
 		return tok.Error()
@@ -136,7 +150,7 @@ func (c *Client) dispatch(_ paho.Client, pm paho.Message) {
 	c.mu.Lock()
 	var targets []*subscription
 	for f, s := range c.subs {
-		if Match(f, m.Topic) {
+		if Match(f, m.Topic) && !slices.Contains(targets, s) {
 			targets = append(targets, s)
 		}
 	}
