@@ -83,6 +83,7 @@ type Feature struct {
 
 	mu      sync.Mutex
 	uploads map[string]*multiUpload // by parent correlation id
+	order   []string                // parent ids, oldest first
 	nextID  int64
 	timer   *executor
 	auto    autoUpload

@@ -98,7 +98,9 @@ func (f *Feature) doTrigger(req TriggerRequest) *opError {
 	}
 	u.total = sizes(u.children)
 	if len(paths) > 0 {
+		f.pruneLocked()
 		f.uploads[id] = u
+		f.order = append(f.order, id)
 	}
 	f.mu.Unlock()
 
@@ -350,4 +352,25 @@ func (u *multiUpload) cancelLocked(f *Feature, code, msg string) {
 	u.status.EndTime = f.now().UTC()
 	u.cancel()
 	f.status.add(u.status)
+}
+
+// maxUploads bounds the uploads remembered: beyond it the oldest that are
+// not uploading (finished, or triggered but never started) are forgotten,
+// so periodic triggers the backend never starts cannot grow memory.
+const maxUploads = 200
+
+func (f *Feature) pruneLocked() {
+	for i := 0; len(f.uploads) >= maxUploads && i < len(f.order); {
+		id := f.order[i]
+		u := f.uploads[id]
+		if u != nil && u.status.State == Uploading {
+			i++
+			continue
+		}
+		if u != nil {
+			u.cancel()
+			delete(f.uploads, id)
+		}
+		f.order = append(f.order[:i], f.order[i+1:]...)
+	}
 }
