@@ -208,3 +208,31 @@ func TestLargeResumeAfterCut(t *testing.T) {
 		t.Errorf("sent %d bytes for a %d-byte file: the upload restarted instead of resuming", w, size)
 	}
 }
+
+// TestCancelAbortsMultipart: a canceled multipart upload leaves neither an
+// object nor an unfinished multipart upload behind.
+func TestCancelAbortsMultipart(t *testing.T) {
+	s := storagetest.StartS3(t, bucket)
+	path := filepath.Join(t.TempDir(), "c.bin")
+	storagetest.WriteRandom(t, path, 12<<20)
+	u, err := New(options(s, s.Endpoint), Config{PartSize: 5 << 20, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	f := open(t, path)
+	err = u.Upload(ctx, f, func(int64) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(s.Object(bucket, u.Key(f))); err == nil {
+		t.Error("object of a canceled upload exists")
+	}
+	out, err := u.client.ListMultipartUploads(ctxT(t), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left behind", len(out.Uploads))
+	}
+}
