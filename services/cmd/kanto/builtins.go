@@ -22,6 +22,8 @@ type command struct {
 // commands lists everything compiled into the binary. The key is both the
 // subcommand and the symlink name (the upstream binary name).
 var commands = map[string]command{
+	"flash":                    {main: imagetool.FlashMain, summary: "write a disk image to a disk or file with its block map, and verify it"},
+	"provision":                {main: imagetool.ProvisionMain, summary: "create the device identity (ECDSA P-256 key, certificate, Hono/AWS provisioning file)"},
 	"fw-update-agent":          {main: fwagent.Main, summary: "the firmware domain agent: A/B OTA driven by the update manager"},
 	"software-update":          {main: softwareupdate.Main, summary: "install software with scripts: hawkBit SoftwareUpdatable and the software update domain (Kanto software-update)"},
 	"container-management":     {main: cmdaemon.Main, summary: "run containers on containerd (Kanto container-management daemon)"},
