@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,14 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	mode, _ := files.ParseMode(cfg.Mode)
+	if cfg.Files != "" && !filepath.IsAbs(cfg.Files) {
+		// Selected files are absolute; so must be the glob they match.
+		abs, err := filepath.Abs(cfg.Files)
+		if err != nil {
+			return nil, fmt.Errorf("%w: files: %w", ErrConfig, err)
+		}
+		cfg.Files = abs
+	}
 	s := &Service{cfg: cfg, log: log, limiter: files.NewLimiter(cfg.UploadRate)}
 	s.fcfg = feature.Config{
 		FeatureID: cfg.FeatureID, Type: cfg.Type, Context: cfg.Context,

@@ -240,3 +240,25 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestLaxAllowsOtherFolders: in lax mode the request's glob, not the
+// configured one, bounds where links may lead.
+func TestLaxAllowsOtherFolders(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "conf", "a.log"), "a")
+	write(t, filepath.Join(root, "other", "b.log"), "b")
+	p := Policy{Glob: filepath.Join(root, "conf", "*.log"), Mode: Lax}
+	glob, err := p.Resolve(filepath.Join(root, "other", "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Select(glob)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	f, err := Open(p, got[0], glob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

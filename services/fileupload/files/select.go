@@ -70,6 +70,13 @@ func (p Policy) Validate() error {
 // allowed by the mode), else the configured one.
 func (p Policy) Resolve(requested string) (string, error) {
 	glob := p.Glob
+	if requested != "" && !filepath.IsAbs(requested) {
+		abs, err := filepath.Abs(requested)
+		if err != nil {
+			return "", fmt.Errorf("glob %q: %w: %w", requested, ErrBadGlob, err)
+		}
+		requested = abs
+	}
 	if requested != "" {
 		switch p.Mode {
 		case Strict:
@@ -149,7 +156,11 @@ func (p Policy) Allowed(path, requested string) error {
 }
 
 func (p Policy) allowedReal(path, real, requested string) error {
-	for _, g := range []string{p.Glob, requested} {
+	globs := []string{p.Glob, requested}
+	if p.Mode == Lax && requested != "" {
+		globs = globs[1:] // lax: the request's glob is the boundary
+	}
+	for _, g := range globs {
 		if g == "" {
 			continue
 		}
