@@ -7,7 +7,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 export CGO_ENABLED ?= 0
 
-.PHONY: build deps test check vet staticcheck race cross bench demo fuzz clean
+.PHONY: build deps test check vet staticcheck race cross bench demo fuzz clean image qemu
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanto ./services/cmd/kanto
@@ -47,6 +47,14 @@ bench: deps build
 
 demo: deps build
 	@bash scripts/demo.sh
+
+# The A/B firmware disk image (cached; see images/README.md) and booting it
+# on the serial console (Ctrl-A X quits). IMAGE_FLAGS adds build flags.
+image: build
+	./bin/kanto image build $(IMAGE_FLAGS)
+
+qemu: image
+	./bin/kanto image qemu $(QEMU_FLAGS) out/image/disk.img
 
 clean:
 	rm -rf bin out
