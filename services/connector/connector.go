@@ -51,7 +51,7 @@ type Options struct {
 	Log      *slog.Logger
 	Notifier *lifecycle.Notifier
 	Now      func() time.Time
-	// Window is how many messages may be in flight to the hub; default 64.
+	// Window is how many messages may be in flight to the hub; default 256.
 	Window int
 	// ProvisioningTick coalesces provisioning file events; default 3 s.
 	ProvisioningTick time.Duration
@@ -95,7 +95,7 @@ func New(o Options) *Connector {
 		o.Now = time.Now
 	}
 	if o.Window <= 0 {
-		o.Window = 64
+		o.Window = 256
 	}
 	if o.ProvisioningTick <= 0 {
 		o.ProvisioningTick = 3 * time.Second

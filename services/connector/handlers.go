@@ -126,6 +126,28 @@ func (c *Connector) send(ctx context.Context, hub *mqtt.Client, rt routes, lost 
 	}
 	var queue []inflight
 	var last uint64
+	// Delivered messages are removed from the buffer in batches: a crash
+	// before a batch is removed only re-sends it (at-least-once), and one
+	// fsync per batch instead of per acknowledgement keeps the disk free
+	// for the intake.
+	var acked []uint64
+	flushAt := time.Time{}
+	flush := func() error {
+		if len(acked) == 0 {
+			return nil
+		}
+		err := c.buf.Remove(false, acked...)
+		c.mu.Lock()
+		for _, s := range acked {
+			delete(c.poison, s)
+		}
+		c.mu.Unlock()
+		acked = acked[:0]
+		return err
+	}
+	defer func() { _ = flush() }()
+	tick := time.NewTicker(removeEvery)
+	defer tick.Stop()
 	for {
 		if len(queue) < c.o.Window {
 			es, err := c.buf.Peek(last, c.o.Window-len(queue))
@@ -159,19 +181,27 @@ func (c *Connector) send(ctx context.Context, hub *mqtt.Client, rt routes, lost 
 			c.notePoison(queue)
 			return err
 		case <-c.buf.Notify():
+		case <-tick.C:
+			if len(acked) > 0 && time.Since(flushAt) >= removeEvery {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		case err := <-head:
 			if err != nil {
 				c.notePoison(queue)
 				return err
 			}
-			acked := []uint64{queue[0].seq}
+			if len(acked) == 0 {
+				flushAt = time.Now()
+			}
+			acked = append(acked, queue[0].seq)
 			queue = queue[1:]
 		more:
 			for len(queue) > 0 {
 				select {
 				case err := <-queue[0].done:
 					if err != nil {
-						_ = c.buf.Remove(false, acked...)
 						c.notePoison(queue)
 						return err
 					}
@@ -181,17 +211,20 @@ func (c *Connector) send(ctx context.Context, hub *mqtt.Client, rt routes, lost 
 					break more
 				}
 			}
-			if err := c.buf.Remove(false, acked...); err != nil {
-				return err
+			if len(acked) >= removeBatch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
-			c.mu.Lock()
-			for _, s := range acked {
-				delete(c.poison, s)
-			}
-			c.mu.Unlock()
 		}
 	}
 }
+
+// Removal batching of delivered messages (see send).
+const (
+	removeBatch = 1024
+	removeEvery = 50 * time.Millisecond
+)
 
 // notePoison counts a lost connection against the oldest unacknowledged
 // message and sets it aside after poisonLimit strikes.

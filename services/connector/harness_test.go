@@ -26,7 +26,7 @@ var (
 	buildErr  error
 )
 
-func kanto(t *testing.T) string {
+func kanto(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if bin := os.Getenv("KANTO_BIN"); bin != "" {
@@ -65,7 +65,7 @@ const (
 // world is a device (local broker + connector) and a cloud (hub broker,
 // Hono adapter front, northbound back end).
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	local   *mosquittotest.Broker
 	hub     *mosquittotest.Broker
@@ -85,7 +85,7 @@ type worldOptions struct {
 	hubExtra string
 }
 
-func newWorld(t *testing.T, o worldOptions) *world {
+func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
 	w.local = mosquittotest.Start(t, mosquittotest.Options{SysLog: true,
@@ -222,7 +222,7 @@ func (r *recorder) all() []mqtt.Message {
 }
 
 // await waits until pred holds for the messages recorded so far.
-func (r *recorder) await(t *testing.T, what string, pred func([]mqtt.Message) bool) []mqtt.Message {
+func (r *recorder) await(t testing.TB, what string, pred func([]mqtt.Message) bool) []mqtt.Message {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
