@@ -123,7 +123,9 @@ func (f *Feature) Run(ctx context.Context) error {
 	defer func() { stopQueue(); <-qdone }()
 
 	if err := f.publishFeature(ctx); err != nil {
-		return err
+		// The operations still work; the twin shows the feature once the
+		// connector asks again (a new thing identity).
+		f.log.Warn("feature not published", "err", err)
 	}
 	if f.cfg.Active || !f.cfg.ActiveFrom.IsZero() || !f.cfg.ActiveTill.IsZero() {
 		var from, to *time.Time
