@@ -159,3 +159,16 @@ func (r *Recipe) FindFile(name string) (string, bool) {
 
 // Words splits a variable into its whitespace-separated words.
 func (r *Recipe) Words(name string) []string { return strings.Fields(r.Get(name)) }
+
+// Raw returns the value of the last assignment to exactly name (e.g.
+// "GOBUILDFLAGS:remove", which Vars folds into GOBUILDFLAGS) in the recipe
+// file itself, unexpanded.
+func (r *Recipe) Raw(name string) string {
+	v := ""
+	for _, a := range r.Main.Assignments {
+		if a.Name == name && a.Flag == "" {
+			v = a.Value
+		}
+	}
+	return v
+}
