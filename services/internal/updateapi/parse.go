@@ -98,7 +98,7 @@ func decodeStrictOne(data []byte, dst any) error {
 
 // ParseDesiredState decodes and validates a desired state payload. The
 // checks go beyond upstream (which applies whatever unmarshals): domain and
-// component IDs must be present and unique, baseline entries must be
+// component IDs must be present and unique, config keys non-empty, baseline entries must be
 // "<domain>:<id>" of a listed component, and sizes are bounded. Nothing is
 // applied from a desired state that fails here.
 func ParseDesiredState(raw []byte) (*DesiredState, error) {
@@ -180,16 +180,13 @@ func checkID(id string) error {
 	return nil
 }
 
+// checkKeys refuses empty keys. Keys may repeat: the containers domain
+// reads env, cmd, port, device and mount as repeatable keys.
 func checkKeys(kvs []KeyValue) error {
-	seen := map[string]bool{}
 	for _, kv := range kvs {
 		if kv.Key == "" {
 			return fmt.Errorf("empty key: %w", ErrInvalid)
 		}
-		if seen[kv.Key] {
-			return fmt.Errorf("duplicate key %q: %w", kv.Key, ErrInvalid)
-		}
-		seen[kv.Key] = true
 	}
 	return nil
 }
