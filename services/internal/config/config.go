@@ -35,7 +35,8 @@ func Decode(name string, data []byte, dst any) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		line, col := position(data, se.Offset)
+		// Offset counts the offending byte as read; point at it.
+		line, col := position(data, max(se.Offset-1, 0))
 		return fmt.Errorf("%s:%d:%d: %v: %w", name, line, col, se, ErrInvalid)
 	case errors.As(err, &te):
 		line, col := position(data, te.Offset)
