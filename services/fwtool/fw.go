@@ -47,6 +47,8 @@ func FwMain(ctx context.Context, env *cli.Env, args []string) error {
 		return agentMain(ctx, env, sub, rest)
 	case "mark-bad", "mark-good":
 		return markMain(env, sub, rest)
+	case "agent":
+		return daemonMain(ctx, env, rest)
 	case "slots":
 		return slotsMain(env, rest)
 	case "identity":
@@ -69,6 +71,7 @@ func fwUsage(w io.Writer) {
   resume --slots SLOTS_JSON                   after boot: recover, run health checks, commit or roll back
   commit | rollback | reboot | history --slots SLOTS_JSON
   mark-bad | mark-good --slots SLOTS_JSON A|B one atomic env write (never the booted slot for mark-bad)
+  agent --slots SLOTS_JSON [--broker URL]     daemon: resume + verify at start, local MQTT API (kanto/fw/...)
   slots --board NAME [--hooks DIR]            print the slots file of a board profile
   identity [--hooks DIR]                      print the hardware identity and its source
 
@@ -128,6 +131,7 @@ func envMain(env *cli.Env, args []string) error {
 // agentFlags are the flags of the commands that go through the agent.
 type agentFlags struct {
 	slots, keyring, db, hooks, checkDir, level string
+	bootIDFile                                 string
 	services                                   []string
 	healthTimeout                              time.Duration
 	reboot, jsonOut, quiet                     bool
@@ -138,6 +142,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
 	fs.StringVar(&f.db, "db", "", "OTA database (default <stateDir>/ota.db)")
 	fs.StringVar(&f.hooks, "hooks", DefaultHooksDir, "board hook executables (reboot, identity, ...)")
 	fs.StringVar(&f.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.bootIDFile, "boot-id-file", "/proc/sys/kernel/random/boot_id", "file holding the current boot's id (tests and containers override it)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
 	switch sub {
 	case "install":
@@ -186,7 +191,7 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 		}
 	}
 	hooks := &board.Hooks{Dir: f.hooks, Log: log}
-	deps := ota.Deps{Log: log, Rebooter: hooks}
+	deps := ota.Deps{Log: log, Rebooter: hooks, BootID: f.bootID}
 	if sub == "resume" {
 		if deps.Checks, err = healthChecks(f); err != nil {
 			return err
@@ -249,6 +254,11 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("update %s: %s", rec.State, rec.Error)}
 	}
 	return nil
+}
+
+func (f *agentFlags) bootID() (string, error) {
+	b, err := os.ReadFile(f.bootIDFile)
+	return strings.TrimSpace(string(b)), err
 }
 
 func healthChecks(f agentFlags) ([]ota.HealthCheck, error) {

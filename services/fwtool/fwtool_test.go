@@ -113,7 +113,10 @@ func TestFwEnvAndInstall(t *testing.T) {
 	}
 	os.WriteFile(p("slots.json"), []byte(`{"compatible":"qemu-x86_64","bootloader":"grub","grubenv":"grubenv","stateDir":"state","cmdline":"cmdline",
  "slots":[{"name":"A","class":"rootfs","device":"slotA","partlabel":"rootfsA"},{"name":"B","class":"rootfs","device":"slotB","partlabel":"rootfsB"}]}`), 0o644)
-	r := run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("none"), "--json", p("b.kfw"))
+	// A reboot hook that only records: a test must never reach reboot(2).
+	os.MkdirAll(p("hooks"), 0o755)
+	os.WriteFile(p("hooks/reboot"), []byte("#!/bin/sh\necho requested >> "+p("reboots")+"\n"), 0o755)
+	r := run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), "--json", p("b.kfw"))
 	if r.code != 0 || !strings.Contains(r.stdout, `"state":"installed"`) {
 		t.Fatalf("install: %+v", r)
 	}
@@ -121,7 +124,7 @@ func TestFwEnvAndInstall(t *testing.T) {
 	if !bytes.Equal(got[:len(img)], img) {
 		t.Fatal("slot B does not hold the image")
 	}
-	if r := run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), p("b.kfw")); r.code != 3 {
+	if r := run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), p("b.kfw")); r.code != 3 {
 		t.Fatalf("second install while one is pending: %+v", r)
 	}
 	out, err := exec.Command(editenv, p("grubenv"), "list").Output()
@@ -137,7 +140,7 @@ func TestFwEnvAndInstall(t *testing.T) {
 		t.Fatalf("status: %+v", r)
 	}
 	// Cancel before the reboot: the target is marked bad again.
-	if r := run(t, FwMain, "rollback", "--slots", p("slots.json")); r.code != 0 || !strings.Contains(r.stdout, "rolled-back") {
+	if r := run(t, FwMain, "rollback", "--slots", p("slots.json"), "--hooks", p("hooks")); r.code != 0 || !strings.Contains(r.stdout, "rolled-back") {
 		t.Fatalf("rollback: %+v", r)
 	}
 	if r := run(t, FwMain, "env", "--grubenv", p("grubenv")); !strings.Contains(r.stdout, "B_OK=0") || !strings.Contains(r.stdout, "ORDER=A B") {
