@@ -9,6 +9,7 @@ DEBS=(
   containerd runc containernetworking-plugins iptables  # container management
   docker-registry busybox-static         # OCI registry and test images
   libubootenv-tool grub-common           # fw_printenv/fw_setenv, grub-editenv
+  bc time                                # bench/fw-install.sh (ratios, peak RSS)
   u-boot-tools                           # mkenvimage, mkimage (Yocto layer boot files)
   grub-efi-amd64-bin ovmf qemu-system-x86 qemu-utils  # A/B image boot tests
   linux-image-amd64 mtools dosfstools e2fsprogs gdisk cpio
