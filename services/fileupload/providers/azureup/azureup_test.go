@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/kantofw/kanto/internal/netproxy"
 	"github.com/kantofw/kanto/services/fileupload/files"
@@ -196,5 +198,24 @@ func TestLargeResumeAfterCut(t *testing.T) {
 func appendTo(t *testing.T, path string) {
 	if err := appendFile(path, []byte("more")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestServerChecksBlockMD5 shows azurite refuses a block whose
+// transactional MD5 does not match, so the checksums we send are enforced.
+func TestServerChecksBlockMD5(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	c, err := NewClient(a.Endpoint+ctr+"/x?"+a.SAS(t, ctr, storagetest.AzureKey), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := make([]byte, 16)
+	_, err = c.StageBlock(ctxT(t), "YmxvY2s=", nopCloser{strings.NewReader("hello")},
+		&blockblob.StageBlockOptions{TransactionalValidation: blob.TransferValidationTypeMD5(wrong)})
+	if err == nil {
+		t.Fatal("block with a wrong MD5 accepted")
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "md5") {
+		t.Errorf("error %v does not name the MD5 mismatch", err)
 	}
 }
