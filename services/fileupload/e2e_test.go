@@ -181,6 +181,30 @@ func TestHandshakeAllProviders(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.dir, "skip.txt")); err != nil {
 		t.Errorf("unmatched file touched: %v", err)
 	}
+
+	// Wrong credentials end in FAILED naming the server's refusal, and the
+	// file stays.
+	for _, tc := range []struct {
+		id   string
+		opts map[string]string
+		want string
+	}{
+		{"bad-s3", map[string]string{"storage.provider": "aws", "aws.region": s3.Region, "aws.access.key.id": s3.AccessKey,
+			"aws.secret.access.key": "wrong", "aws.s3.bucket": "bkt", "aws.endpoint": s3.Endpoint}, "SignatureDoesNotMatch"},
+		{"bad-azure", map[string]string{"storage.provider": "azure", "azure.storage.endpoint": az.Endpoint,
+			"azure.shared.access.signature": az.SAS(t, "ctr", strings.Repeat("A", 86)+"=="), "azure.blob.container": "ctr"}, "403"},
+	} {
+		writeFile(t, filepath.Join(e.dir, "d.log"), "delta")
+		e.trigger(t, `{"correlationId":"`+tc.id+`"}`, tc.id, 1)
+		e.start(t, tc.id+"#1", tc.opts)
+		ss := e.cloud.final(tc.id)
+		if last := ss[len(ss)-1]; last.State != "FAILED" || !strings.Contains(last.Message, tc.want) {
+			t.Errorf("%s: final %+v", tc.id, last)
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, "d.log")); err != nil {
+			t.Errorf("%s: file removed after a failed upload", tc.id)
+		}
+	}
 }
 
 func md5hex(s string) string {
