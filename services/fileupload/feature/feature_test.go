@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +95,7 @@ func testPolicy(t *testing.T) files.Policy {
 
 // TestUploadsBounded: triggers the backend never starts do not pile up.
 func TestUploadsBounded(t *testing.T) {
+	defer checkLeaks(t)()
 	f, _, stop := runFeature(t, Config{Policy: testPolicy(t), StopTimeout: time.Second}, blocking{})
 	defer stop()
 	for range maxUploads + 50 {
@@ -121,6 +123,7 @@ func TestShutdownWaitsThenCancels(t *testing.T) {
 		{"canceled after the timeout", false, "CANCELED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			defer checkLeaks(t)()
 			up := blocking{release: make(chan struct{})}
 			f, rec, stop := runFeature(t, Config{Policy: testPolicy(t), StopTimeout: 300 * time.Millisecond}, up)
 			if err := f.doTrigger(TriggerRequest{CorrelationID: "x"}); err != nil {
@@ -166,5 +169,21 @@ func TestErrorsFromStart(t *testing.T) {
 	err := f.start([]byte(`{"correlationId":"y#1"}`))
 	if err == nil || err.status != 500 || !strings.Contains(err.Error(), "no provider") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// checkLeaks returns a func that fails the test when goroutines started
+// since the call are still running (after letting them settle).
+func checkLeaks(t *testing.T) func() {
+	before := runtime.NumGoroutine()
+	return func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+		}
 	}
 }

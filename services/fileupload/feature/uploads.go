@@ -101,6 +101,8 @@ func (f *Feature) doTrigger(req TriggerRequest) *opError {
 		f.pruneLocked()
 		f.uploads[id] = u
 		f.order = append(f.order, id)
+	} else {
+		u.cancel() // nothing to upload: nothing is remembered
 	}
 	f.mu.Unlock()
 
