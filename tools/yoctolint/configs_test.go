@@ -10,6 +10,8 @@ import (
 	"github.com/kantofw/kanto/services/connector"
 	cmdaemon "github.com/kantofw/kanto/services/containers/daemon"
 	"github.com/kantofw/kanto/services/fileupload"
+	"github.com/kantofw/kanto/services/fwagent"
+	"github.com/kantofw/kanto/services/softwareupdate"
 	"github.com/kantofw/kanto/services/updatemanager"
 )
 
@@ -24,12 +26,15 @@ var serviceConfigs = map[string]func() any{
 	"container-management": func() any { c := cmdaemon.Defaults(); return &c },
 	"update-manager":       func() any { c := updatemanager.Defaults(); return &c },
 	"file-upload":          func() any { c := fileupload.Defaults(); return &c },
+	"software-update":      func() any { c := softwareupdate.Defaults(); return &c },
+	"fw-update-agent":      func() any { c := fwagent.Defaults(); return &c },
 }
 
 // TestConfigsLoadIntoServices decodes each packaged config into the
 // service's config type: a wrong type fails as it would at startup, and an
 // unknown key (ignored by the services, as upstream does) fails here because
-// in a packaged file it is a typo.
+// in a packaged file it is a typo. A config type with a Validate method (the
+// service's static checks) must accept the result too.
 func TestConfigsLoadIntoServices(t *testing.T) {
 	r := recipe(t, "kanto")
 	for _, cmd := range r.Words("KANTO_SERVICES") {
@@ -45,8 +50,14 @@ func TestConfigsLoadIntoServices(t *testing.T) {
 			}
 			dec := json.NewDecoder(bytes.NewReader(readFile(t, path)))
 			dec.DisallowUnknownFields()
-			if err := dec.Decode(newCfg()); err != nil {
-				t.Errorf("%s: %v", filepath.Base(path), err)
+			cfg := newCfg()
+			if err := dec.Decode(cfg); err != nil {
+				t.Fatalf("%s: %v", filepath.Base(path), err)
+			}
+			if v, ok := cfg.(interface{ Validate() error }); ok {
+				if err := v.Validate(); err != nil {
+					t.Errorf("%s: the service's Validate rejects it: %v", filepath.Base(path), err)
+				}
 			}
 		})
 	}

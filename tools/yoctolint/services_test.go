@@ -117,6 +117,26 @@ func configFlag(t *testing.T, root, pkg string) string {
 	return flag
 }
 
+// notifies reports whether a service package (non-test files) creates a
+// systemd notifier.
+func notifies(t *testing.T, root, pkg string) bool {
+	t.Helper()
+	dir := filepath.Join(root, strings.TrimPrefix(pkg, "github.com/kantofw/kanto/"))
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		if bytes.Contains(readFile(t, p), []byte("lifecycle.NewNotifier(")) {
+			return true
+		}
+	}
+	return false
+}
+
 // unitKeys reads "Key=Value" lines of a unit (all sections, later wins,
 // repeated keys joined with spaces).
 func unitKeys(data []byte) map[string]string {
@@ -195,6 +215,12 @@ func TestServicesPackaged(t *testing.T) {
 			if b, ok := inBinary[cmd]; ok && b.Pkg != "" {
 				if f := configFlag(t, root, b.Pkg); f != "" {
 					flag = f
+				}
+				// Type=notify: a service that never sends READY=1 is
+				// killed by systemd after TimeoutStartSec.
+				if !notifies(t, root, b.Pkg) {
+					t.Errorf("%s (package %s) never uses lifecycle.NewNotifier: under Type=notify systemd would "+
+						"kill it after TimeoutStartSec; call Ready and Watchdog (services/internal/lifecycle)", cmd, b.Pkg)
 				}
 			} else {
 				t.Logf("%s is not (yet) a command of %s: checking its unit against -configFile", cmd, builtinsFile)

@@ -28,6 +28,7 @@ SRC_URI = "${@' '.join('file://%s;subdir=${GO_SRCURI_DESTSUFFIX}' % p for p in d
     file://update-manager.service file://update-manager.json \
     file://software-update.service file://software-update.json \
     file://file-upload.service file://file-upload.json \
+    file://fw-update-agent.service file://fw-update-agent.json \
 "
 S = "${UNPACKDIR}/${BP}"
 
@@ -53,11 +54,12 @@ export GOFLAGS = "-mod=readonly"
 # (symlink, package kanto-<cmd without "kanto-">, unit <cmd>.service, config
 # /etc/kanto/<cmd without "kanto-">.json) and CLIs and helpers that only get a
 # symlink (container-management-log is run by the containerd shim).
-KANTO_SERVICES = "suite-connector aws-connector local-digital-twins container-management update-manager software-update file-upload"
+KANTO_SERVICES = "suite-connector aws-connector local-digital-twins container-management update-manager software-update file-upload fw-update-agent"
 KANTO_CLIS = "kanto-cm container-management-log"
 # Commands that stay subcommands of the binary (no symlink): `kanto fw ...`,
-# `kanto bundle ...` (package kanto-fwtools), `kanto image` (a build-host tool).
-KANTO_SUBCOMMANDS = "fw bundle image"
+# `kanto bundle ...` (package kanto-fwtools), `kanto provision` (device identity),
+# `kanto image` and `kanto flash` (build-host tools).
+KANTO_SUBCOMMANDS = "fw bundle image flash provision"
 
 do_install() {
     install -d ${D}${bindir} ${D}${systemd_system_unitdir} ${D}${sysconfdir}/kanto
@@ -74,10 +76,11 @@ do_install() {
 
 PACKAGE_BEFORE_PN = "kanto-suite-connector kanto-aws-connector kanto-local-digital-twins \
     kanto-container-management kanto-update-manager kanto-software-update kanto-file-upload \
-    kanto-cm kanto-fwtools"
+    kanto-fw-update-agent kanto-cm kanto-fwtools"
 
 SYSTEMD_PACKAGES = "kanto-suite-connector kanto-aws-connector kanto-local-digital-twins \
-    kanto-container-management kanto-update-manager kanto-software-update kanto-file-upload"
+    kanto-container-management kanto-update-manager kanto-software-update kanto-file-upload \
+    kanto-fw-update-agent"
 SYSTEMD_AUTO_ENABLE = "enable"
 
 SYSTEMD_SERVICE:kanto-suite-connector = "suite-connector.service"
@@ -118,6 +121,13 @@ SYSTEMD_SERVICE:kanto-file-upload = "file-upload.service"
 FILES:kanto-file-upload = "${bindir}/file-upload ${systemd_system_unitdir}/file-upload.service ${sysconfdir}/kanto/file-upload.json"
 CONFFILES:kanto-file-upload = "${sysconfdir}/kanto/file-upload.json"
 RDEPENDS:kanto-file-upload = "${PN} mosquitto"
+
+# The firmware domain agent: installs signed bundles into the inactive slot
+# (slots file and keyring from kanto-boot-config, which the image installs).
+SYSTEMD_SERVICE:kanto-fw-update-agent = "fw-update-agent.service"
+FILES:kanto-fw-update-agent = "${bindir}/fw-update-agent ${systemd_system_unitdir}/fw-update-agent.service ${sysconfdir}/kanto/fw-update-agent.json"
+CONFFILES:kanto-fw-update-agent = "${sysconfdir}/kanto/fw-update-agent.json"
+RDEPENDS:kanto-fw-update-agent = "${PN} mosquitto"
 
 FILES:kanto-cm = "${bindir}/kanto-cm"
 RDEPENDS:kanto-cm = "${PN}"

@@ -17,6 +17,7 @@ RDEPENDS:${PN} = "\
     kanto-update-manager \
     kanto-software-update \
     kanto-file-upload \
+    kanto-fw-update-agent \
     kanto-cm \
     kanto-fwtools \
 "
