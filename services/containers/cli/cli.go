@@ -58,6 +58,9 @@ type command struct {
 	flags func(fs *flagSet)
 	// noDial: the command needs no daemon.
 	noDial bool
+	// noInterspersed: flags end at the first argument (create, whose
+	// arguments after the image are the container's command).
+	noInterspersed bool
 }
 
 func commands() []*command {
@@ -120,7 +123,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 			continue
 		}
 		fs := a.newCmdFlags(c)
-		if err := fs.Parse(args[1:]); err != nil {
+		pos, err := fs.parse(args[1:], !c.noInterspersed)
+		if err != nil {
 			return err
 		}
 		if !c.noDial {
@@ -129,7 +133,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 			}
 			defer a.conn.Close()
 		}
-		return c.run(ctx, a, fs.Args())
+		return c.run(ctx, a, pos)
 	}
 	return fmt.Errorf("unknown command %q for %q", name, "kanto-cm")
 }

@@ -72,7 +72,7 @@ func createCommand() *command {
 	var f createFlags
 	var fsRef *flagSet
 	return &command{
-		name: "create", short: "Create a container.",
+		name: "create", short: "Create a container.", noInterspersed: true,
 		use:     "create [option]... container-image-id [command] [command-arg]...",
 		example: "  create docker.io/library/busybox:latest\n  create -n web --ports 8080:80 docker.io/library/httpd:latest\n  create -f container.json",
 		flags: func(fs *flagSet) {

@@ -67,6 +67,27 @@ func (f *flagSet) StringArray(p *[]string, long, short, usage string) {
 	f.alias(&sliceVal{p: p}, long, short, usage, "stringArray", "")
 }
 
+// parse parses args; with interspersed, flags may follow positional
+// arguments (as with cobra), and "--" ends the flags.
+func (f *flagSet) parse(args []string, interspersed bool) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := f.Args()
+		if !interspersed || len(rest) == 0 {
+			return append(pos, rest...), nil
+		}
+		// flag stops at "--" (consumed) or at a non-flag argument.
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 // Changed reports whether the flag (or its alias) was given.
 func (f *flagSet) Changed(long string) bool {
 	found := false

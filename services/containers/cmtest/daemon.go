@@ -79,6 +79,14 @@ func (d *Daemon) Logs() string {
 	return string(a) + string(b)
 }
 
+// DumpStacks makes the daemon write its goroutine stacks to its output.
+func (d *Daemon) DumpStacks() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // Stop sends SIGTERM and waits.
 func (d *Daemon) Stop() {
 	if d.cmd == nil || d.cmd.Process == nil {

@@ -90,6 +90,7 @@ func setup(t *testing.T, extra ...string) *cmtest.Daemon {
 	d := cmtest.StartDaemon(t, env.kanto, dir, append(args, extra...))
 	t.Cleanup(func() {
 		if t.Failed() {
+			d.DumpStacks()
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
 		cleanupDaemon(t, d)

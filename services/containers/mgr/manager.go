@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,11 +71,15 @@ type entry struct {
 	run int
 	// cur is the current run's exit, written by its watcher before done is
 	// closed (so readers need no lock once done is closed).
-	cur     *runExit
-	oom     bool
+	cur *runExit
+	// oom is set by the OOM event of the current run; atomic because the
+	// event may race with the exit.
+	oom     atomic.Bool
 	timer   *time.Timer
 	delay   time.Duration
 	removed bool
+	// name mirrors c.Name for uniqueness checks; guarded by Manager.mu.
+	name string
 }
 
 // runExit is how one run of a container ended.
@@ -100,7 +105,7 @@ func New(ctx context.Context, cfg Config, rt *ctrd.Client, nm *network.Manager, 
 	}
 	for _, c := range recs {
 		model.FillDefaults(c)
-		m.entries[c.ID] = &entry{c: c}
+		m.entries[c.ID] = &entry{c: c, name: c.Name}
 	}
 	return m, nil
 }
@@ -220,7 +225,11 @@ func (m *Manager) Create(ctx context.Context, c *model.Container, progress ctrd.
 		m.mu.Unlock()
 		return nil, model.Errorf(model.ErrConflict, "container with id = %s already exists", c.ID)
 	}
-	e := &entry{c: c}
+	if m.nameTakenLocked(c.Name, "") {
+		m.mu.Unlock()
+		return nil, model.Errorf(model.ErrConflict, "container with name = %s already exists", c.Name)
+	}
+	e := &entry{c: c, name: c.Name}
 	e.mu.Lock()
 	m.entries[c.ID] = e
 	m.mu.Unlock()
@@ -252,6 +261,19 @@ func (m *Manager) Create(ctx context.Context, c *model.Container, progress ctrd.
 	}
 	m.publish("created", c)
 	return c.Clone(), nil
+}
+
+// nameTakenLocked reports whether another container (not except) has name.
+// Unlike upstream, names are unique: deployment and the CLI's --name select
+// by name. It reads names without the entries' locks: names only change
+// under m.mu too (Rename takes it), so this is consistent. Called with m.mu.
+func (m *Manager) nameTakenLocked(name, except string) bool {
+	for id, e := range m.entries {
+		if id != except && e.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) ctrDir(id string) string { return filepath.Join(m.cfg.ContainersDir, id) }
@@ -356,7 +378,7 @@ func (m *Manager) watch(e *entry, exit <-chan ctrd.Exit) {
 	run := e.run
 	re := &runExit{done: make(chan struct{})}
 	e.cur = re
-	e.oom = false
+	e.oom.Store(false)
 	go func() {
 		var ex ctrd.Exit
 		select {
@@ -368,6 +390,12 @@ func (m *Manager) watch(e *entry, exit <-chan ctrd.Exit) {
 			return // the daemon is going away or lost containerd; re-attach later
 		}
 		re.exit = ex
+		if ex.Code == 137 {
+			// A SIGKILL may be the OOM killer; its event can trail the exit.
+			for i := 0; i < 20 && !e.oom.Load(); i++ {
+				time.Sleep(25 * time.Millisecond)
+			}
+		}
 		close(re.done)
 		m.onExit(e, run, re)
 	}()
@@ -403,7 +431,7 @@ func (m *Manager) finish(ctx context.Context, e *entry, st model.Status, code in
 	c.State.Pid = -1
 	c.State.FinishedAt = model.Now(m.now())
 	c.State.Error = errMsg
-	if e.oom {
+	if e.oom.Load() {
 		c.State.OOMKilled = true
 		if c.State.Error == "" {
 			c.State.Error = "OOM Killed"
@@ -612,6 +640,13 @@ func (m *Manager) Rename(_ context.Context, id, name string) error {
 	if name == "" || name == e.c.Name {
 		return nil
 	}
+	m.mu.Lock()
+	if m.nameTakenLocked(name, id) {
+		m.mu.Unlock()
+		return model.Errorf(model.ErrConflict, "container with name = %s already exists", name)
+	}
+	e.name = name
+	m.mu.Unlock()
 	e.c.Name = name
 	if err := m.save(e.c); err != nil {
 		return err
@@ -732,12 +767,11 @@ func (m *Manager) Remove(ctx context.Context, id string, force bool, opts *model
 // OnOOM marks the running container id as OOM-killed; its exit is recorded
 // with oomKilled=true.
 func (m *Manager) OnOOM(id string) {
-	e, err := m.lock(id)
+	e, err := m.get(id)
 	if err != nil {
 		return
 	}
-	defer e.mu.Unlock()
-	e.oom = true
+	e.oom.Store(true)
 }
 
 // ImagesInUse lists the image refs of all containers.

@@ -120,6 +120,11 @@ func (m *Manager) Setup(ctx context.Context, c *model.Container) (*Attachment, e
 	if c.HostConfig.NetworkMode == model.NetworkHost {
 		return &Attachment{}, nil
 	}
+	// The bridge must have its gateway address before the plugins run:
+	// portmap looks for the host interface routing to the container.
+	if err := m.ensureBridge(); err != nil {
+		return nil, fmt.Errorf("bridge %s: %w: %w", m.cfg.Bridge, err, ErrNetwork)
+	}
 	ns, err := netns.NewNetNS(m.cfg.NetNSDir)
 	if err != nil {
 		return nil, fmt.Errorf("create netns: %w: %w", err, ErrNetwork)
@@ -129,9 +134,6 @@ func (m *Manager) Setup(ctx context.Context, c *model.Container) (*Attachment, e
 		_ = m.cni.Remove(ctx, c.ID, ns.GetPath(), gocni.WithCapabilityPortMap(portMaps(c)))
 		_ = ns.Remove()
 		return nil, fmt.Errorf("cni setup: %w: %w", err, ErrNetwork)
-	}
-	if err := m.ensureGateway(); err != nil {
-		m.log.Warn("bridge gateway address", "err", err)
 	}
 	a := &Attachment{NetNS: ns.GetPath(), Gateway: m.gw.String()}
 	if cfg, ok := res.Interfaces["eth0"]; ok {
@@ -170,14 +172,21 @@ func (m *Manager) Teardown(ctx context.Context, c *model.Container) error {
 	return nil
 }
 
-// ensureGateway gives the bridge the gateway address (the bridge plugin's
-// isGateway would also turn on global IP forwarding, which we never do).
-func (m *Manager) ensureGateway() error {
+// ensureBridge creates the bridge if needed and gives it the gateway
+// address (the bridge plugin's isGateway would also turn on global IP
+// forwarding, which we never do).
+func (m *Manager) ensureBridge() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	link, err := netlink.LinkByName(m.cfg.Bridge)
 	if err != nil {
-		return err
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: m.cfg.Bridge, MTU: m.cfg.MTU}}
+		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if link, err = netlink.LinkByName(m.cfg.Bridge); err != nil {
+			return err
+		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: m.gw, Mask: m.mask}}
 	if err := netlink.AddrReplace(link, addr); err != nil {

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kantofw/kanto/internal/testenv"
+	"github.com/kantofw/kanto/services/containers/cmtest"
+	"github.com/kantofw/kanto/services/containers/model"
+)
+
+func TestRestartPolicies(t *testing.T) {
+	d := setup(t)
+	onFail := strings.TrimSpace(cli(t, d, "create", "-n", "fails", "--rp", "on-failure", "--rp-cnt", "2", "--rp-to", "1", testImage, "sh", "-c", "exit 7"))
+	always := strings.TrimSpace(cli(t, d, "create", "-n", "always", "--rp", "always", testImage, "sh", "-c", "sleep 0.2; exit 0"))
+	never := strings.TrimSpace(cli(t, d, "create", "-n", "never", "--rp", "no", testImage, "sh", "-c", "exit 3"))
+	for _, id := range []string{onFail, always, never} {
+		cli(t, d, "start", id)
+	}
+	// on-failure: the first run and 2 restarts, then it stays Exited.
+	cmtest.WaitFor(t, 60*time.Second, "on-failure retries exhausted", func() bool {
+		c := get(t, d, onFail)
+		return c.RestartCount == 2 && c.State.Status == model.Exited && !c.State.Restarting
+	})
+	c := get(t, d, onFail)
+	if c.State.ExitCode != 7 {
+		t.Errorf("on-failure exit code %d", c.State.ExitCode)
+	}
+	cmtest.WaitFor(t, 60*time.Second, "always restarted 3 times", func() bool {
+		return get(t, d, always).RestartCount >= 3
+	})
+	c = waitStatus(t, d, never, model.Exited)
+	if c.RestartCount != 0 || c.State.ExitCode != 3 {
+		t.Errorf("no policy: restarts %d exit %d", c.RestartCount, c.State.ExitCode)
+	}
+	// A manual stop is final, even for always.
+	cmtest.WaitFor(t, 30*time.Second, "always running", func() bool { return get(t, d, always).State.Status == model.Running })
+	out, errOut, code := d.CLI("stop", always)
+	if code != 0 && !strings.Contains(errOut, "cannot perform stop operation") {
+		t.Fatalf("stop always: %s %s", out, errOut)
+	}
+	time.Sleep(time.Second) // give a wrong restart the chance to happen
+	if st := get(t, d, always).State.Status; st == model.Running {
+		t.Errorf("always container restarted after a manual stop")
+	}
+	// Update of the policy applies at once to an exited container.
+	cli(t, d, "update", never, "--rp", "always")
+	cmtest.WaitFor(t, 30*time.Second, "never restarted after update to always", func() bool {
+		return get(t, d, never).RestartCount > 0
+	})
+}
+
+func TestMemoryLimitOOM(t *testing.T) {
+	d := setup(t)
+	id := strings.TrimSpace(cli(t, d, "create", "-m", "8M", "--memory-swap", "8M", "--rp", "no", testImage,
+		"sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"))
+	cli(t, d, "start", id)
+	c := waitStatus(t, d, id, model.Exited)
+	if !c.State.OOMKilled || c.State.Error != "OOM Killed" || c.State.ExitCode != 137 {
+		t.Errorf("state after OOM: %+v", c.State)
+	}
+	if c.HostConfig.Resources.Memory != "8M" {
+		t.Errorf("resources: %+v", c.HostConfig.Resources)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	d := setup(t)
+	logDir := filepath.Join(d.Dir, "logs")
+	id := strings.TrimSpace(cli(t, d, "create", "--log-max-size", "1k", "--log-max-files", "3", "--log-path", logDir, "--rp", "no", testImage,
+		"sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done"))
+	cli(t, d, "start", id)
+	waitStatus(t, d, id, model.Exited)
+	dir := filepath.Join(logDir, id)
+	var files []string
+	cmtest.WaitFor(t, 10*time.Second, "log driver done", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "json.log"))
+		return strings.Contains(string(b), "line-299")
+	})
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		files = append(files, e.Name())
+		fi, _ := e.Info()
+		if fi.Size() > 1024 {
+			t.Errorf("%s is %d bytes, over the 1k limit", e.Name(), fi.Size())
+		}
+	}
+	if strings.Join(files, " ") != "json.log json.log.1 json.log.2" {
+		t.Errorf("log files %v, want json.log json.log.1 json.log.2", files)
+	}
+	all := cli(t, d, "logs", "--tail", "-1", id)
+	if !strings.HasSuffix(strings.TrimSpace(all), `"log":"line-299\n","stream":"stdout","time":"`+lastTime(all)+`"}`) {
+		t.Errorf("last line of logs:\n%s", all[max(0, len(all)-200):])
+	}
+}
+
+func lastTime(s string) string {
+	i := strings.LastIndex(s, `"time":"`)
+	if i < 0 {
+		return ""
+	}
+	rest := s[i+8:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// TestDaemonKill9 kills the daemon with SIGKILL and starts it again: the
+// container keeps running (same pid), is still managed, and its output
+// produced meanwhile is in its log.
+func TestDaemonKill9(t *testing.T) {
+	d := setup(t)
+	id := strings.TrimSpace(cli(t, d, "create", "-n", "survivor", testImage, "sh", "-c", "trap 'exit 0' TERM; i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done"))
+	cli(t, d, "start", id)
+	before := waitStatus(t, d, id, model.Running)
+	d.Kill9()
+	time.Sleep(time.Second) // output while the daemon is down
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := get(t, d, id)
+	if after.State.Status != model.Running || after.State.Pid != before.State.Pid {
+		t.Fatalf("after restart: status %v pid %d (was %d)", after.State.Status, after.State.Pid, before.State.Pid)
+	}
+	// Also survives a graceful daemon stop.
+	d.Stop()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(t, d, id); c.State.Pid != before.State.Pid {
+		t.Fatalf("graceful restart changed pid: %d", c.State.Pid)
+	}
+	logs := cli(t, d, "logs", "--tail", "-1", id)
+	if strings.Count(logs, "tick-") < 8 {
+		t.Errorf("logs while the daemon was down are missing:\n%s", logs)
+	}
+	cli(t, d, "stop", id)
+	c := waitStatus(t, d, id, model.Stopped)
+	if c.State.ExitCode != 0 {
+		t.Errorf("exit code %d", c.State.ExitCode)
+	}
+}
+
+func TestPortPublishing(t *testing.T) {
+	d := setup(t)
+	port := testenv.FreePort(t)
+	id := strings.TrimSpace(cli(t, d, "create", "--ports", fmt.Sprintf("127.0.0.1:%d:80", port), testImage, "httpd", "-f", "-p", "80", "-h", "/www"))
+	cli(t, d, "start", id)
+	c := waitStatus(t, d, id, model.Running)
+	ip := c.NetworkSettings.Networks["bridge"].IPAddress
+	for _, url := range []string{"http://" + net.JoinHostPort(ip, "80") + "/", fmt.Sprintf("http://127.0.0.1:%d/", port)} {
+		var body string
+		cmtest.WaitFor(t, 30*time.Second, "GET "+url, func() bool {
+			r, err := http.Get(url)
+			if err != nil {
+				return false
+			}
+			defer r.Body.Close()
+			b, _ := io.ReadAll(r.Body)
+			body = string(b)
+			return r.StatusCode == 200
+		})
+		if body != "hello from kanto-cm\n" {
+			t.Errorf("GET %s = %q", url, body)
+		}
+	}
+	cli(t, d, "remove", "-f", id)
+	if r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		r.Body.Close()
+		t.Errorf("port still published after remove")
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	d := setup(t)
+	port := testenv.FreePort(t)
+	id := strings.TrimSpace(cli(t, d, "create", "--network", "host", testImage, "httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", "/www"))
+	cli(t, d, "start", id)
+	waitStatus(t, d, id, model.Running)
+	cmtest.WaitFor(t, 30*time.Second, "httpd on the host's loopback", func() bool {
+		r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	})
+	host, _ := os.Hostname()
+	if c := get(t, d, id); c.HostName != host {
+		t.Errorf("host name %q, want the host's %q", c.HostName, host)
+	}
+}
