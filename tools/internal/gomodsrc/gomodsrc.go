@@ -77,6 +77,9 @@ func ParseGoSum(r io.Reader) ([]Entry, error) {
 			return nil, fmt.Errorf("go.sum:%d: %q: %w", n, line, ErrSyntax)
 		}
 		if v, ok := strings.CutSuffix(f[1], "/go.mod"); ok {
+			if v == "" {
+				return nil, fmt.Errorf("go.sum:%d: %q has no version: %w", n, line, ErrSyntax)
+			}
 			mods[[2]string{f[0], v}] = true
 		} else {
 			zips[[2]string{f[0], f[1]}] = true
