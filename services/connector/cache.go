@@ -48,15 +48,6 @@ func (c *correlations) take(id string) bool {
 	return ok && exp.After(c.now())
 }
 
-// seen reports whether id is cached (used to drop a duplicate delivery of
-// the same command when the hub has overlapping subscriptions).
-func (c *correlations) seen(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	exp, ok := c.entries[id]
-	return ok && exp.After(c.now())
-}
-
 func (c *correlations) clear() {
 	c.mu.Lock()
 	c.entries = map[string]time.Time{}
