@@ -215,26 +215,36 @@ func (s *Service) requestThing() {
 	}()
 }
 
-type thingInfo struct {
-	DeviceID string `json:"deviceId"`
-	TenantID string `json:"tenantId"`
-	PolicyID string `json:"policyId"`
+// ErrThing marks an edge/thing/response payload that cannot be used.
+var ErrThing = errors.New("invalid edge thing response")
+
+// ParseThing parses the connector's edge/thing/response payload
+// {"deviceId":"ns:name","tenantId":..,"policyId":..}. key identifies the
+// response, so an identical one changes nothing.
+func ParseThing(payload []byte) (thing feature.Thing, key string, err error) {
+	var ti struct {
+		DeviceID string `json:"deviceId"`
+		TenantID string `json:"tenantId"`
+		PolicyID string `json:"policyId"`
+	}
+	if err := json.Unmarshal(payload, &ti); err != nil {
+		return thing, "", fmt.Errorf("%w: %v", ErrThing, err)
+	}
+	ns, name, err := ditto.SplitID(ti.DeviceID)
+	if err != nil {
+		return thing, "", fmt.Errorf("%w: %w", ErrThing, err)
+	}
+	return feature.Thing{Namespace: ns, Name: name, TenantID: ti.TenantID}, ti.DeviceID + "\x00" + ti.TenantID + "\x00" + ti.PolicyID, nil
 }
 
 // onThing (re)activates the feature when the thing identity changes.
 func (s *Service) onThing(root context.Context) mqtt.Handler {
 	return func(_ context.Context, m mqtt.Message) {
-		var ti thingInfo
-		if err := json.Unmarshal(m.Payload, &ti); err != nil {
+		thing, key, err := ParseThing(m.Payload)
+		if err != nil {
 			s.log.Warn("bad edge thing response", "err", err)
 			return
 		}
-		ns, name, err := ditto.SplitID(ti.DeviceID)
-		if err != nil {
-			s.log.Warn("bad edge thing id", "err", err)
-			return
-		}
-		key := ti.DeviceID + "\x00" + ti.TenantID + "\x00" + ti.PolicyID
 		s.mu.Lock()
 		same := key == s.thing
 		s.thing = key
@@ -243,7 +253,7 @@ func (s *Service) onThing(root context.Context) mqtt.Handler {
 			return
 		}
 		s.stopFeature()
-		f := feature.New(s.fcfg, feature.Thing{Namespace: ns, Name: name, TenantID: ti.TenantID}, publisher{s}, s.Providers, s.limiter, s.log)
+		f := feature.New(s.fcfg, thing, publisher{s}, s.Providers, s.limiter, s.log)
 		ctx, cancel := context.WithCancel(root)
 		r := &running{f: f, cancel: cancel, done: make(chan struct{})}
 		s.mu.Lock()
@@ -256,7 +266,7 @@ func (s *Service) onThing(root context.Context) mqtt.Handler {
 				s.log.Error("feature stopped", "err", err)
 			}
 		}()
-		s.log.Info("feature activated", "thing", ti.DeviceID, "feature", s.fcfg.FeatureID)
+		s.log.Info("feature activated", "thing", thing.ID(), "feature", s.fcfg.FeatureID)
 	}
 }
 
