@@ -230,10 +230,6 @@ func TestInstallNeverWritesBootedSlot(t *testing.T) {
 
 // cutServer serves b over HTTP on loopback; the first cuts requests abort
 // the connection after a part of the body.
-func cutServer(t *testing.T, b []byte, cuts int) (*httptest.Server, *atomic.Int32) {
-	return cutServerTLS(t, b, cuts, false)
-}
-
 func cutServerTLS(t *testing.T, b []byte, cuts int, useTLS bool) (*httptest.Server, *atomic.Int32) {
 	var requests atomic.Int32
 	mod := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -298,7 +294,7 @@ func TestHTTPSourceChanged(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := requests.Add(1)
 		w.Header().Set("ETag", `"v`+string('0'+rune(n))+`"`)
-		var rw http.ResponseWriter = w
+		rw := http.ResponseWriter(w)
 		if n == 1 {
 			rw = &cuttingWriter{ResponseWriter: w, left: 100 << 10}
 		}

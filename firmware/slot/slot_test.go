@@ -90,3 +90,39 @@ func TestStatusRecord(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 }
+
+func FuzzParseSlots(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "slots-*.json"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, "root=PARTUUID=6c586e13-03 kanto.slot=B")
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cmdline string) {
+		c, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error outside ErrConfig: %v", err)
+			}
+			return
+		}
+		if b, err := c.BootedFromCmdline(cmdline); err == nil && b != "A" && b != "B" {
+			t.Fatalf("booted %q", b)
+		}
+	})
+}
+
+func TestParseSeeds(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "slots-*.json"))
+	if len(files) < 2 {
+		t.Fatal("seed corpus missing")
+	}
+	for _, name := range files {
+		data, _ := os.ReadFile(name)
+		if _, err := Parse(data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
