@@ -64,7 +64,15 @@ type Config struct {
 	// Modules are loaded by the initramfs, with their dependencies
 	// (default DefaultModules).
 	Modules []string
-	// Services run under the init after Mosquitto (default none).
+	// Minimal leaves out the Kanto services (suite-connector and the
+	// firmware update agent): the slot runs Mosquitto plus Services, and the
+	// init itself commits a healthy trial boot. Without Minimal the OTA agent
+	// (kanto fw agent) commits or rolls back, and the init does not.
+	Minimal bool
+	// CloudWithin, without Minimal, makes "connected to the cloud within
+	// this many seconds" one of the OTA agent's health checks (0: none).
+	CloudWithin int
+	// Services run under the init after the built-in ones.
 	Services []initcfg.Service
 	// Health overrides the init's health settings when non-zero.
 	Health initcfg.Health
@@ -102,8 +110,9 @@ var DefaultModules = []string{
 type Result struct {
 	Disk, Bmap, Rootfs, Bundle string // paths in OutDir (Bundle "" with NoBundle)
 	KernelVersion              string
-	DiskSize                   int64 // apparent size
-	DiskAllocated              int64 // bytes with data (mapped blocks)
+	Kernel                     string // the vmlinuz in the slots (host path)
+	DiskSize                   int64  // apparent size
+	DiskAllocated              int64  // bytes with data (mapped blocks)
 	RootfsSize                 int64
 	Layout                     []Part
 	Steps                      []Step

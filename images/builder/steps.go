@@ -114,6 +114,7 @@ func (b *build) kernel(ctx context.Context) (bool, error) {
 	}
 	b.kver, b.res.KernelVersion = kver, kver
 	b.vmlinuz = filepath.Join(root, "boot", "vmlinuz-"+kver)
+	b.res.Kernel = b.vmlinuz
 	b.modDir = filepath.Join(root, "lib", "modules", kver)
 	f, err := os.Open(filepath.Join(b.modDir, "modules.dep"))
 	if err != nil {
@@ -240,13 +241,28 @@ func (b *build) initConfig() *initcfg.Config {
 		// QEMU's user network has fixed addresses; a static setup saves the
 		// DHCP round trips (set "dhcp": true for real hardware).
 		Network: initcfg.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}},
-		Services: append([]initcfg.Service{{
+		Services: []initcfg.Service{{
 			Name: "mosquitto", Exec: []string{"/usr/sbin/mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"},
 			Ready: "tcp", ReadyAddr: "127.0.0.1:1883",
-		}}, b.cfg.Services...),
+		}},
 		Health:   initcfg.Health{TimeoutSec: 60, Commit: "builtin", RebootDelaySec: 1},
 		Watchdog: initcfg.Watchdog{Device: "/dev/watchdog", TimeoutSec: 30},
 	}
+	if !b.cfg.Minimal {
+		agent := []string{"/usr/bin/kanto", "fw", "agent", "-slots", slotsPath,
+			"-service", "mosquitto", "-service", "suite-connector"}
+		if b.cfg.CloudWithin > 0 {
+			agent = append(agent, "-cloud-within", fmt.Sprintf("%ds", b.cfg.CloudWithin))
+		}
+		c.Services = append(c.Services,
+			initcfg.Service{Name: "suite-connector", Exec: []string{"/usr/bin/kanto", "suite-connector", "-configFile", connectorConfig},
+				After: []string{"mosquitto"}, Ready: "notify", WatchdogSec: 60},
+			initcfg.Service{Name: "fw-agent", Exec: agent, After: []string{"mosquitto"}})
+		// The OTA agent decides about trial boots (its checks include the
+		// services above); the init only reboots an unhealthy trial.
+		c.Health.Commit = "none"
+	}
+	c.Services = append(c.Services, b.cfg.Services...)
 	h := b.cfg.Health
 	if h.TimeoutSec != 0 {
 		c.Health.TimeoutSec = h.TimeoutSec
@@ -263,6 +279,24 @@ func (b *build) initConfig() *initcfg.Config {
 	c.Defaults()
 	return c
 }
+
+// Paths of the Kanto services' files in the slot.
+const (
+	slotsPath       = "/etc/kanto/firmware/slots.json"
+	connectorConfig = "/etc/suite-connector/config.json"
+)
+
+// connectorConf points suite-connector at the provisioned identity on the
+// data partition (written by kanto image provision); until it exists the
+// connector waits for it.
+const connectorConf = `{
+  "provisioningFile": "/data/kanto/provisioning/provisioning.json",
+  "caCert": "/data/kanto/provisioning/ca.crt",
+  "localAddress": "tcp://127.0.0.1:1883",
+  "logFile": "",
+  "bufferFile": "/data/kanto/suite-connector.buffer"
+}
+`
 
 const mosquittoConf = `# Device-local broker of the Kanto image (services talk through it).
 listener 1883 127.0.0.1
@@ -339,7 +373,11 @@ func (b *build) rootfs(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	t.data("etc/kanto/slots.json", append(slots, '\n'), 0o644)
+	t.data(slotsPath, append(slots, '\n'), 0o644)
+	t.data(connectorConfig, []byte(connectorConf), 0o644)
+	// Board hooks of the OTA agent: rebooting goes through PID 1, which
+	// stops the services and unmounts cleanly.
+	t.symlink("etc/kanto/board.d/reboot", "/usr/sbin/reboot")
 	if err := b.ensureKeys(); err != nil {
 		return false, err
 	}

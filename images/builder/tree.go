@@ -100,7 +100,10 @@ func (t tree) materialise(root string) error {
 // writeCPIO writes the tree as a newc archive (u-root's cpio writer), with
 // parent directories first, owner root and zero timestamps, so the same
 // tree always gives the same bytes.
-func (t tree) writeCPIO(w io.Writer) error {
+func (t tree) writeCPIO(w io.Writer) error { return t.writeCPIOWith(w) }
+
+// writeCPIOWith writes the tree plus extra records (device nodes).
+func (t tree) writeCPIOWith(w io.Writer, extra ...cpio.Record) error {
 	rw := cpio.Newc.Writer(w)
 	var recs []cpio.Record
 	for _, p := range t.paths() {
@@ -121,6 +124,7 @@ func (t tree) writeCPIO(w io.Writer) error {
 			recs = append(recs, cpio.StaticFile(p, string(b), uint64(e.mode)))
 		}
 	}
+	recs = append(recs, extra...)
 	cpio.MakeAllReproducible(recs)
 	if err := cpio.WriteRecordsAndDirs(rw, recs); err != nil {
 		return err

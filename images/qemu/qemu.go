@@ -60,6 +60,9 @@ type Options struct {
 	// Interactive connects the terminal to the serial console (stdin and
 	// stdout of this process; Ctrl-A X quits) instead of capturing it.
 	Interactive bool
+	// Kernel, Initrd and Append boot a kernel directly (no firmware, no
+	// GRUB; QEMU exits on reboot). Disk is optional then.
+	Kernel, Initrd, Append string
 	// Extra are further QEMU arguments.
 	Extra []string
 }
@@ -92,10 +95,17 @@ func Args(o Options) []string {
 	if o.MemMiB == 0 {
 		o.MemMiB = 512
 	}
-	a := []string{
-		"-accel", "tcg", "-m", fmt.Sprint(o.MemMiB), "-nographic",
-		"-bios", o.OVMF,
-		"-drive", "file=" + o.Disk + ",format=raw,if=virtio,cache=unsafe",
+	a := []string{"-accel", "tcg", "-m", fmt.Sprint(o.MemMiB), "-nographic"}
+	if o.Kernel != "" {
+		a = append(a, "-no-reboot", "-kernel", o.Kernel, "-append", o.Append)
+		if o.Initrd != "" {
+			a = append(a, "-initrd", o.Initrd)
+		}
+	} else {
+		a = append(a, "-bios", o.OVMF)
+	}
+	if o.Disk != "" {
+		a = append(a, "-drive", "file="+o.Disk+",format=raw,if=virtio,cache=unsafe")
 	}
 	if o.NoNet {
 		a = append(a, "-nic", "none")
@@ -125,11 +135,13 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 	if ovmf == "" {
 		ovmf = DefaultOVMF
 	}
-	if _, err := os.Stat(ovmf); err != nil {
+	if _, err := os.Stat(ovmf); err != nil && o.Kernel == "" {
 		return nil, fmt.Errorf("%s: %w", ovmf, ErrMissing)
 	}
-	if _, err := os.Stat(o.Disk); err != nil {
-		return nil, err
+	if o.Disk != "" {
+		if _, err := os.Stat(o.Disk); err != nil {
+			return nil, err
+		}
 	}
 	cmd := exec.CommandContext(ctx, bin, Args(o)...)
 	// Own process group: Kill takes QEMU down with nothing left behind.

@@ -22,17 +22,17 @@ func variant(t *testing.T, name string) *builder.Result {
 	t.Helper()
 	switch name {
 	case "good":
-		return images.Build(t, name, builder.Config{Version: "1.0.0", NoBundle: true})
+		return images.Build(t, name, builder.Config{Version: "1.0.0", NoBundle: true, Minimal: true})
 	case "v2":
-		return images.Build(t, name, builder.Config{Version: "2.0.0", NoBundle: true})
+		return images.Build(t, name, builder.Config{Version: "2.0.0", NoBundle: true, Minimal: true})
 	case "badhealth":
 		// A service of the new firmware crashes at every start, so the
 		// services never all become ready.
-		return images.Build(t, name, builder.Config{Version: "2.0.1-bad", NoBundle: true,
+		return images.Build(t, name, builder.Config{Version: "2.0.1-bad", NoBundle: true, Minimal: true,
 			Services: []initcfg.Service{{Name: "broken", Exec: []string{"/usr/bin/kanto", "no-such-service"}, After: []string{"mosquitto"}}},
 			Health:   initcfg.Health{TimeoutSec: 8}})
 	case "panic":
-		return images.Build(t, name, builder.Config{Version: "2.0.2-panic", NoBundle: true, BrokenInitramfs: true})
+		return images.Build(t, name, builder.Config{Version: "2.0.2-panic", NoBundle: true, Minimal: true, BrokenInitramfs: true})
 	}
 	t.Fatalf("unknown variant %s", name)
 	return nil

@@ -19,11 +19,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// A fresh image boots slot A through GRUB, the init starts the services and
-// finds the slot healthy (committed already, so nothing is written).
+// A fresh image (the full device stack: Mosquitto, suite-connector, the OTA
+// agent) boots slot A through GRUB, the init starts the services in order
+// and finds the slot healthy (committed already, so nothing is written).
 func TestBootServicesUp(t *testing.T) {
 	Require(t)
-	img := images.Build(t, "good", builder.Config{Version: "1.0.0", NoBundle: true})
+	img := images.Build(t, "stack", builder.Config{Version: "1.0.0", NoBundle: true})
 	vm := Boot(t, img.Disk, qemu.Options{})
 	ctx := context.Background()
 	if _, err := vm.WaitFor(ctx, regexp.MustCompile(`KANTO-GRUB slot=A ORDER=A B`), BootTimeout); err != nil {
@@ -37,7 +38,9 @@ func TestBootServicesUp(t *testing.T) {
 		{event.Init, []string{"slot", "A", "version", "1.0.0"}},
 		{event.Mounted, []string{"path", "/data"}},
 		{event.NetUp, nil},
-		{event.ServicesUp, []string{"slot", "A"}},
+		{event.ServiceReady, []string{"name", "mosquitto"}},
+		{event.ServiceReady, []string{"name", "suite-connector"}},
+		{event.ServicesUp, []string{"slot", "A", "services", "3"}},
 		{event.Healthy, []string{"slot", "A", "trial", "false"}},
 	} {
 		if _, l, err := vm.WaitEvent(ctx, BootTimeout-vm.Since(), ev.name, ev.kv...); err != nil {

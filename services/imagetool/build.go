@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/kantofw/kanto/images/builder"
@@ -30,6 +31,19 @@ func ImageMain(ctx context.Context, env *cli.Env, args []string) error {
 		return imageProvisionMain(ctx, env, args[1:])
 	case "qemu":
 		return qemuMain(ctx, env, args[1:])
+	case "bare-initramfs":
+		if len(args) != 2 {
+			return cli.Usagef("usage: kanto image bare-initramfs OUT")
+		}
+		f, err := os.Create(args[1])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := builder.WriteBareInitramfs(f); err != nil {
+			return err
+		}
+		return f.Close()
 	case "help", "-h", "--help":
 		imageUsage(env.Stdout)
 		return nil
@@ -43,7 +57,9 @@ func imageUsage(w io.Writer) {
 
   build      build the A/B disk image, its block map and an update bundle (cached)
   provision  write a device identity into the data partition of a built image
-  qemu       boot an image in QEMU (OVMF + GRUB, TCG) on the serial console
+  qemu       boot an image in QEMU (OVMF + GRUB, TCG) on the serial console,
+             or until a console line matches (-until, for scripts)
+  bare-initramfs OUT  write the initramfs of the bare kernel+init boot (benchmarks)
 
 Run 'kanto image <subcommand> -h' for its flags.
 `)
@@ -66,6 +82,8 @@ func buildMain(ctx context.Context, env *cli.Env, args []string) error {
 	fs.Int64Var(&dataMiB, "data-mib", 64, "size of the data partition in MiB")
 	fs.Var(&config.StringList{Values: &services}, "service", "a service to supervise, as JSON like {\"name\":\"suite-connector\",\"exec\":[\"/usr/bin/kanto\",\"suite-connector\"],\"after\":[\"mosquitto\"],\"ready\":\"notify\"} (repeatable)")
 	fs.Var(&config.StringList{Values: &health}, "health-cmd", "health check command word (repeatable, in order); the boot is unhealthy when it fails")
+	fs.BoolVar(&cfg.Minimal, "minimal", false, "only Mosquitto (plus -service), no suite-connector or OTA agent; the init commits trial boots itself")
+	fs.IntVar(&cfg.CloudWithin, "cloud-within", 0, "OTA health check: connected to the cloud within this many seconds (0: no such check)")
 	fs.BoolVar(&cfg.NoBundle, "no-bundle", false, "do not create the update bundle")
 	fs.BoolVar(&cfg.BrokenInitramfs, "broken-initramfs", false, "test image whose kernel panics at boot")
 	fs.BoolVar(&jsonOut, "json", false, "print the build result as JSON")
@@ -112,4 +130,3 @@ func buildMain(ctx context.Context, env *cli.Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "kernel %s; built in %.1fs (%d of %d steps cached)\n", res.KernelVersion, res.Duration.Seconds(), cachedSteps, len(res.Steps))
 	return nil
 }
-

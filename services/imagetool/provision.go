@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kantofw/kanto/board"
 	"github.com/kantofw/kanto/images/bmap"
 	"github.com/kantofw/kanto/images/disk"
 	"github.com/kantofw/kanto/images/provision"
@@ -32,10 +33,11 @@ func provisionFlags(env *cli.Env, name string, o *provision.Options) *cliFlags {
 }
 
 // ProvisionMain is `kanto provision`: create this device's identity.
-func ProvisionMain(_ context.Context, env *cli.Env, args []string) error {
+func ProvisionMain(ctx context.Context, env *cli.Env, args []string) error {
 	var o provision.Options
 	f := provisionFlags(env, "provision", &o)
 	out := f.String("out", provision.DeviceDir, "directory to write the identity to")
+	hooks := f.String("hooks", "/etc/kanto/board.d", "board hook executables (an 'identity' hook overrides the hardware identity)")
 	if err := cli.Parse(f.FlagSet, args); err != nil {
 		return err
 	}
@@ -43,7 +45,12 @@ func ProvisionMain(_ context.Context, env *cli.Env, args []string) error {
 		return cli.Usagef("unexpected arguments %q", f.Args())
 	}
 	if o.Serial == "" && o.DeviceID == "" {
-		o.Serial = boardSerial()
+		id, err := (&board.Hooks{Dir: *hooks}).Identity(ctx)
+		if err != nil {
+			return fmt.Errorf("board identity (give -serial): %w", err)
+		}
+		o.Serial = strings.ReplaceAll(id.ID, " ", "-")
+		fmt.Fprintf(env.Stderr, "provision: serial %s (from %s)\n", o.Serial, id.Source)
 	}
 	id, err := provision.Write(*out, o)
 	if err != nil {
@@ -59,19 +66,6 @@ func printIdentity(env *cli.Env, id *provision.Identity, where string) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s\nwritten to %s\n", b, where)
 	return nil
-}
-
-// boardSerial reads a hardware identity where the board package does not
-// give one: DMI serial or UUID, else the machine id.
-func boardSerial() string {
-	for _, p := range []string{"/sys/class/dmi/id/product_serial", "/sys/class/dmi/id/product_uuid", "/etc/machine-id"} {
-		if b, err := os.ReadFile(p); err == nil {
-			if s := strings.TrimSpace(string(b)); s != "" && !strings.EqualFold(s, "none") {
-				return strings.ReplaceAll(s, " ", "-")
-			}
-		}
-	}
-	return ""
 }
 
 // imageProvisionMain is `kanto image provision [flags] IMAGE`: write one

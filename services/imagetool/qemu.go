@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"time"
 
 	"github.com/kantofw/kanto/images/qemu"
 	"github.com/kantofw/kanto/services/internal/cli"
@@ -27,6 +29,12 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 	fs.Var(&config.StringList{Values: &fwd}, "hostfwd", "user-net forward like tcp::2222-:22 (repeatable)")
 	fs.StringVar(&o.OVMF, "ovmf", qemu.DefaultOVMF, "UEFI firmware")
 	fs.BoolVar(&printArgs, "print", false, "print the QEMU command line instead of running it")
+	until := fs.String("until", "", "run without a terminal: stop (power cut) at the first console line matching this regexp and print the time it took")
+	timeout := fs.Duration("timeout", 60*time.Second, "with -until: give up after this long (exit 1)")
+	verbose := fs.Bool("v", false, "with -until: copy the console to stderr")
+	fs.StringVar(&o.Kernel, "kernel", "", "boot this kernel directly (no OVMF/GRUB; the image is optional)")
+	fs.StringVar(&o.Initrd, "initrd", "", "initramfs for -kernel")
+	fs.StringVar(&o.Append, "append", "console=ttyS0 quiet", "kernel command line for -kernel")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -35,10 +43,12 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 		img = fs.Arg(0)
 	} else if fs.NArg() > 1 {
 		return cli.Usagef("at most one image")
+	} else if o.Kernel != "" {
+		img = ""
 	}
 	o.HostFwd = fwd
 	o.Disk = img
-	if !inPlace {
+	if !inPlace && img != "" {
 		if state == "" {
 			state = filepath.Join(filepath.Dir(filepath.Dir(img)), "qemu", "disk.img")
 		}
@@ -54,6 +64,26 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	if printArgs {
 		fmt.Fprintln(env.Stdout, qemu.DefaultBinary, qemu.Args(o))
+		return nil
+	}
+	if *until != "" {
+		re, err := regexp.Compile(*until)
+		if err != nil {
+			return cli.Usagef("-until: %v", err)
+		}
+		if *verbose {
+			o.Console = env.Stderr
+		}
+		vm, err := qemu.Start(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer vm.Kill()
+		l, err := vm.WaitFor(ctx, re, *timeout)
+		if err != nil {
+			return &cli.ExitError{Code: 1, Err: err}
+		}
+		fmt.Fprintf(env.Stdout, "%.2f %s\n", l.At.Seconds(), l.Text)
 		return nil
 	}
 	o.Interactive = true
