@@ -103,7 +103,7 @@ func TestWrongCredentialsStatus(t *testing.T) {
 
 // TestSingleUpload refuses a trigger while an upload runs, unless forced.
 func TestSingleUpload(t *testing.T) {
-	st, hs := newStore(t)
+	_, hs := newStore(t)
 	e := newEnv(t, func(c *Config) { c.SingleUpload = true; c.UploadRate = 1 << 20 })
 	writeFile(t, filepath.Join(e.dir, "big.log"), strings.Repeat("x", 2<<20))
 	e.trigger(t, `{"correlationId":"one"}`, "one", 1)
@@ -116,7 +116,6 @@ func TestSingleUpload(t *testing.T) {
 	if ss := e.cloud.final("one"); ss[len(ss)-1].State != "SUCCESS" {
 		t.Errorf("final %+v", ss[len(ss)-1])
 	}
-	_ = st
 }
 
 // TestPeriodicInsideWindow: activate with a window around now and a short

@@ -56,8 +56,6 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 type store struct {
 	mu    sync.Mutex
 	files map[string][]byte
-	// gate, when set, holds each request until closed.
-	gate chan struct{}
 }
 
 func newStore(t *testing.T) (*store, *httptest.Server) {

@@ -19,7 +19,6 @@ type opErr struct {
 // TestOperationsRefused sends malformed and unacceptable operations and
 // checks the reply status, error code and message.
 func TestOperationsRefused(t *testing.T) {
-	st, hs := newStore(t)
 	e := newEnv(t, func(c *Config) { c.Mode = string(files.Scoped) })
 	writeFile(t, filepath.Join(e.dir, "a.log"), "a")
 	outside := t.TempDir()
@@ -67,8 +66,6 @@ func TestOperationsRefused(t *testing.T) {
 	if len(reqs) != 0 {
 		t.Errorf("requests sent for refused triggers: %+v", reqs)
 	}
-	_ = st
-	_ = hs
 
 	// Without response-required no reply is sent (checked by a later op
 	// overtaking it: replies are in order per subscription).
