@@ -117,6 +117,13 @@ func configFlag(t *testing.T, root, pkg string) string {
 	return flag
 }
 
+// notifyPending are services whose code does not notify systemd yet, with
+// the reason; their units are Type=simple without WatchdogSec. An entry
+// fails the test once the service notifies, so the unit catches up.
+var notifyPending = map[string]string{
+	"fw-update-agent": "services/fwagent does not send READY=1 or watchdog pings yet",
+}
+
 // notifies reports whether a service package (non-test files) creates a
 // systemd notifier.
 func notifies(t *testing.T, root, pkg string) bool {
@@ -218,9 +225,12 @@ func TestServicesPackaged(t *testing.T) {
 				}
 				// Type=notify: a service that never sends READY=1 is
 				// killed by systemd after TimeoutStartSec.
-				if !notifies(t, root, b.Pkg) {
+				switch n := notifies(t, root, b.Pkg); {
+				case !n && notifyPending[cmd] == "":
 					t.Errorf("%s (package %s) never uses lifecycle.NewNotifier: under Type=notify systemd would "+
 						"kill it after TimeoutStartSec; call Ready and Watchdog (services/internal/lifecycle)", cmd, b.Pkg)
+				case n && notifyPending[cmd] != "":
+					t.Errorf("%s notifies systemd now: make its unit Type=notify with WatchdogSec and drop it from notifyPending", cmd)
 				}
 			} else {
 				t.Logf("%s is not (yet) a command of %s: checking its unit against -configFile", cmd, builtinsFile)
@@ -229,13 +239,18 @@ func TestServicesPackaged(t *testing.T) {
 			if len(exec) != 3 || exec[0] != "/usr/bin/"+cmd || strings.TrimLeft(exec[1], "-") != flag || exec[2] != conf {
 				t.Errorf("ExecStart = %q, want \"/usr/bin/%s -%s %s\"", keys["ExecStart"], cmd, flag, conf)
 			}
-			for k, want := range map[string]string{"Type": "notify", "Restart": "always", "StateDirectory": "kanto/" + short} {
+			wantType := "notify"
+			if why := notifyPending[cmd]; why != "" {
+				wantType = "simple"
+				t.Logf("%s: Type=simple without watchdog: %s", unit, why)
+			}
+			for k, want := range map[string]string{"Type": wantType, "Restart": "always", "StateDirectory": "kanto/" + short} {
 				if keys[k] != want {
 					t.Errorf("%s=%q, want %q", k, keys[k], want)
 				}
 			}
-			if keys["WatchdogSec"] == "" {
-				t.Error("no WatchdogSec")
+			if (keys["WatchdogSec"] == "") == (wantType == "notify") {
+				t.Errorf("WatchdogSec=%q with Type=%s: a watchdog needs Type=notify, and every notify service has one", keys["WatchdogSec"], wantType)
 			}
 			for _, dep := range []string{"mosquitto.service"} {
 				if !strings.Contains(keys["After"], dep) {
