@@ -7,6 +7,7 @@ set -euo pipefail
 DEBS=(
   mosquitto mosquitto-clients            # local and cloud brokers
   containerd runc containernetworking-plugins iptables  # container management
+  protobuf-compiler                      # regenerating the containers gRPC code (optional)
   docker-registry busybox-static         # OCI registry and test images
   libubootenv-tool grub-common           # fw_printenv/fw_setenv, grub-editenv
   bc time                                # bench/fw-install.sh (ratios, peak RSS)

@@ -116,3 +116,14 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	v, err := c.c.Version(ctx)
 	return v.Version, err
 }
+
+// categorized is err, also matching kind with errors.Is, whose message is
+// err's alone (clients see the containerd or registry message as is).
+type categorized struct{ kind, err error }
+
+func (c *categorized) Error() string   { return c.err.Error() }
+func (c *categorized) Unwrap() []error { return []error{c.kind, c.err} }
+
+func imageErr(format string, args ...any) error {
+	return &categorized{kind: ErrImage, err: fmt.Errorf(format, args...)}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/images"
-	"github.com/containerd/containerd/images/archive"
 	"github.com/containerd/containerd/platforms"
 	"github.com/containerd/containerd/remotes/docker"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -33,7 +32,7 @@ func (c *Client) EnsureImage(ctx context.Context, ref string, progress Progress)
 	if err == nil {
 		if ok, _ := img.IsUnpacked(ctx, c.cfg.Snapshotter); !ok {
 			if err := img.Unpack(ctx, c.cfg.Snapshotter); err != nil {
-				return nil, fmt.Errorf("unpack %s: %w: %w", ref, err, ErrImage)
+				return nil, imageErr("unpack %s: %w", ref, err)
 			}
 		}
 		return img, nil
@@ -63,7 +62,7 @@ func (c *Client) Pull(ctx context.Context, ref string, progress Progress) (conta
 		containerd.WithPlatformMatcher(platforms.Default()),
 		containerd.WithImageHandler(handler))
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w: %w", ref, err, ErrImage)
+		return nil, imageErr("pull %s: %w", ref, err)
 	}
 	progress("pulled " + ref + " " + img.Target().Digest.String())
 	return img, nil
@@ -94,20 +93,18 @@ func (c *Client) Import(ctx context.Context, r io.Reader) ([]string, error) {
 	ctx = c.nsCtx(ctx)
 	imgs, err := c.c.Import(ctx, r, containerd.WithAllPlatforms(false), containerd.WithImportPlatform(platforms.Default()))
 	if err != nil {
-		return nil, fmt.Errorf("import: %w: %w", err, ErrImage)
+		return nil, imageErr("import: %w", err)
 	}
 	var names []string
 	for _, i := range imgs {
 		img := containerd.NewImage(c.c, i)
 		if err := img.Unpack(ctx, c.cfg.Snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack %s: %w: %w", i.Name, err, ErrImage)
+			return nil, imageErr("unpack %s: %w", i.Name, err)
 		}
 		names = append(names, i.Name)
 	}
 	return names, nil
 }
-
-var _ = archive.WithAllPlatforms // keep the archive package available to tests
 
 // Prune deletes the images no container uses (inUse holds the refs the
 // daemon's containers name) and lets containerd collect their content.

@@ -27,7 +27,7 @@ func (c *Client) PrepareSnapshot(ctx context.Context, id string, img containerd.
 	ctx = c.leaseCtx(ctx)
 	diffIDs, err := img.RootFS(ctx)
 	if err != nil {
-		return fmt.Errorf("image rootfs: %w: %w", err, ErrImage)
+		return imageErr("image rootfs: %w", err)
 	}
 	parent := identity.ChainID(diffIDs).String()
 	sn := c.c.SnapshotService(c.cfg.Snapshotter)

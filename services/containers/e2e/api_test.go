@@ -23,8 +23,8 @@ func TestGRPCAPI(t *testing.T) {
 	cl, _ := client(t, d)
 	c := ctx(t)
 	r, err := cl.Create(c, &ctrsvc.CreateContainerRequest{Container: &pb.Container{
-		Name:  "api",
-		Image: &pb.Image{Name: testImage},
+		Name:   "api",
+		Image:  &pb.Image{Name: testImage},
 		Config: &pb.ContainerConfiguration{Cmd: []string{"sh", "-c", "echo one; echo two; echo three; exec sleep 600"}},
 		HostConfig: &pb.HostConfig{
 			RestartPolicy: &pb.RestartPolicy{Type: "on-failure", MaximumRetryCount: 2, RetryTimeout: 5},

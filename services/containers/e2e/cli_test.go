@@ -30,8 +30,10 @@ func cliFail(t *testing.T, d *cmtest.Daemon, args ...string) string {
 	if code != 1 {
 		t.Fatalf("kanto-cm %v: exit %d, want 1\nstdout: %s\nstderr: %s", args, code, out, errOut)
 	}
-	if !strings.HasPrefix(errOut, "Error: ") {
-		t.Errorf("stderr %q does not start with \"Error: \"", errOut)
+	// Pull progress may precede the error; the error is the last line.
+	lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+	if !strings.HasPrefix(lines[len(lines)-1], "Error: ") {
+		t.Errorf("stderr %q does not end with an \"Error: \" line", errOut)
 	}
 	return errOut
 }
