@@ -22,7 +22,18 @@ var (
 	ErrRejected = errors.New("upload rejected by the server")
 	// ErrTransient marks a failure worth retrying (connection dropped).
 	ErrTransient = errors.New("transient upload failure")
+	// ErrInterrupted is the cause a caller cancels an upload with when it
+	// should be resumed later (service shutdown): the parts already on the
+	// server are kept rather than discarded.
+	ErrInterrupted = errors.New("upload interrupted")
 )
+
+// Resumable reports whether the parts of a failed upload are worth
+// keeping on the server: the connection stayed down or the upload was
+// interrupted, as opposed to canceled, rejected or a changed file.
+func Resumable(err error) bool {
+	return errors.Is(err, ErrTransient) || errors.Is(err, ErrInterrupted)
+}
 
 // Options are a start operation's options, keys as sent by the backend.
 type Options map[string]string

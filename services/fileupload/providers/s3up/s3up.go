@@ -7,6 +7,7 @@ package s3up
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -143,24 +144,44 @@ func (u *Uploader) put(ctx context.Context, f *files.File, progress providers.Pr
 
 func (u *Uploader) multipart(ctx context.Context, f *files.File, progress providers.Progress) (err error) {
 	key := u.Key(f)
-	create := &s3.CreateMultipartUploadInput{Bucket: &u.bucket, Key: &key}
-	var id string
-	if err := u.cfg.Retry.Do(ctx, transient, func() error {
-		out, err := u.client.CreateMultipartUpload(ctx, create)
-		if err == nil {
-			id = aws.ToString(out.UploadId)
+	ps := providers.SplitParts(f.Size(), u.cfg.PartSize)
+	parts := make([]types.CompletedPart, len(ps))
+	// An unfinished upload of the same key (the service stopped, or the
+	// network stayed down) is resumed: parts whose size and MD5 match the
+	// local ones are kept.
+	id, have := u.findUnfinished(ctx, f, key, ps, parts)
+	if id == "" {
+		create := &s3.CreateMultipartUploadInput{Bucket: &u.bucket, Key: &key}
+		if err := u.cfg.Retry.Do(ctx, transient, func() error {
+			out, err := u.client.CreateMultipartUpload(ctx, create)
+			if err == nil {
+				id = aws.ToString(out.UploadId)
+			}
+			return classify(ctx, err)
+		}); err != nil {
+			return fmt.Errorf("create multipart upload s3://%s/%s: %w", u.bucket, key, err)
 		}
-		return classify(ctx, err)
-	}); err != nil {
-		return fmt.Errorf("create multipart upload s3://%s/%s: %w", u.bucket, key, err)
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && !providers.Resumable(err) {
 			u.abort(key, id)
 		}
 	}()
-	ps := providers.SplitParts(f.Size(), u.cfg.PartSize)
-	parts := make([]types.CompletedPart, len(ps))
+	var todo []providers.Part
+	var kept int64
+	for _, p := range ps {
+		if have[p.N] {
+			kept += p.Size
+		} else {
+			todo = append(todo, p)
+		}
+	}
+	if kept > 0 && progress != nil {
+		progress(kept)
+		inner := progress
+		progress = func(n int64) { inner(kept + n) }
+	}
+	ps = todo
 	// S3 cannot check a whole-object MD5 of a multipart upload: each part
 	// carries its own Content-MD5, which S3 checks.
 	err = providers.EachPart(ctx, ps, u.cfg.Concurrency, progress, func(ctx context.Context, p providers.Part) error {
@@ -204,6 +225,53 @@ func (u *Uploader) multipart(ctx context.Context, f *files.File, progress provid
 		return fmt.Errorf("complete multipart upload s3://%s/%s: %w", u.bucket, key, err)
 	}
 	return nil
+}
+
+// findUnfinished looks for an in-progress multipart upload of key and
+// returns its id and the parts (by index) that already hold the same bytes
+// as f, filling parts for them. Nothing found (or any error) gives "".
+func (u *Uploader) findUnfinished(ctx context.Context, f *files.File, key string, ps []providers.Part, parts []types.CompletedPart) (string, map[int]bool) {
+	out, err := u.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &u.bucket, Prefix: &key})
+	if err != nil {
+		return "", nil
+	}
+	var id string
+	var newest time.Time
+	for _, up := range out.Uploads {
+		if aws.ToString(up.Key) == key && (id == "" || aws.ToTime(up.Initiated).After(newest)) {
+			id, newest = aws.ToString(up.UploadId), aws.ToTime(up.Initiated)
+		}
+	}
+	if id == "" {
+		return "", nil
+	}
+	remote := map[int32]types.Part{}
+	pg := s3.NewListPartsPaginator(u.client, &s3.ListPartsInput{Bucket: &u.bucket, Key: &key, UploadId: &id})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return "", nil
+		}
+		for _, p := range page.Parts {
+			remote[aws.ToInt32(p.PartNumber)] = p
+		}
+	}
+	have := map[int]bool{}
+	for _, p := range ps {
+		r, ok := remote[int32(p.N+1)]
+		if !ok || aws.ToInt64(r.Size) != p.Size {
+			continue
+		}
+		sum, err := f.Section(p.Off, p.Size).MD5()
+		if err != nil {
+			return "", nil
+		}
+		if strings.Trim(aws.ToString(r.ETag), `"`) == hex.EncodeToString(sum) {
+			have[p.N] = true
+			parts[p.N] = types.CompletedPart{ETag: r.ETag, PartNumber: aws.Int32(int32(p.N + 1))}
+		}
+	}
+	return id, have
 }
 
 // abort drops the parts of a failed upload so nothing partial is kept.

@@ -236,3 +236,75 @@ func TestCancelAbortsMultipart(t *testing.T) {
 		t.Errorf("%d multipart uploads left behind", len(out.Uploads))
 	}
 }
+
+// TestResumeAfterInterruption: an upload interrupted (service stopping)
+// keeps its parts; the next upload of the same file sends only the rest.
+// A file rewritten in between gets none of the old parts.
+func TestResumeAfterInterruption(t *testing.T) {
+	s := storagetest.StartS3(t, bucket)
+	path := filepath.Join(t.TempDir(), "r.bin")
+	const size, part = 26 << 20, 5 << 20
+	want := storagetest.WriteRandom(t, path, size)
+
+	u1, err := New(options(s, s.Endpoint), Config{Checksum: true, PartSize: part, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancelCause(ctxT(t))
+	f := open(t, path)
+	err = u1.Upload(ctx, f, func(n int64) {
+		if n >= 3*part {
+			stop(providers.ErrInterrupted)
+		}
+	})
+	if !errors.Is(err, providers.ErrInterrupted) {
+		t.Fatalf("got %v, want ErrInterrupted", err)
+	}
+
+	var cnt storagetest.Counter
+	u2, err := New(options(s, s.Endpoint), Config{Checksum: true, PartSize: part, Concurrency: 1, HTTPClient: cnt.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first int64 = -1
+	if err := u2.Upload(ctxT(t), open(t, path), func(n int64) {
+		if first < 0 {
+			first = n
+		}
+	}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := storagetest.MD5File(t, s.Object(bucket, u2.Key(f))); got != want {
+		t.Errorf("stored md5 %s, want %s", got, want)
+	}
+	if w := cnt.Written(); w > size-3*part+1<<20 {
+		t.Errorf("resume sent %d bytes; at least 3 parts (%d bytes) were already stored", w, 3*part)
+	}
+	if first < 3*part {
+		t.Errorf("first progress %d, want the kept parts (>= %d) counted", first, 3*part)
+	}
+
+	// Interrupt again, then rewrite the file with other bytes: nothing old
+	// may be reused.
+	ctx, stop = context.WithCancelCause(ctxT(t))
+	_ = u1.Upload(ctx, open(t, path), func(n int64) {
+		if n >= 2*part {
+			stop(providers.ErrInterrupted)
+		}
+	})
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(path))
+	storagetest.WriteRandom(t, path, size+1) // another seed: other bytes
+	must(os.Truncate(path, size))
+	want3 := storagetest.MD5File(t, path)
+	if err := u1.Upload(ctxT(t), open(t, path), nil); err != nil {
+		t.Fatalf("upload of the rewritten file: %v", err)
+	}
+	if got := storagetest.MD5File(t, s.Object(bucket, u1.Key(f))); got != want3 {
+		t.Errorf("stored md5 %s, want %s (old parts reused?)", got, want3)
+	}
+}
