@@ -36,6 +36,9 @@ type CreateOptions struct {
 	// TempDir holds compressed payloads while their hashes are computed
 	// (default os.TempDir()).
 	TempDir string
+	// Progress, if set, receives the bytes processed so far out of the
+	// total work (every image is read once to hash, once to write).
+	Progress func(done, total int64)
 }
 
 // Create writes a signed bundle of srcs to w and returns its manifest. Each
@@ -51,10 +54,17 @@ func Create(ctx context.Context, w io.Writer, signer *KeySigner, opts CreateOpti
 	if opts.Created.IsZero() {
 		opts.Created = time.Now().UTC()
 	}
+	var total int64
+	for _, src := range srcs {
+		if fi, err := os.Stat(src.Path); err == nil {
+			total += 2 * fi.Size()
+		}
+	}
+	pc := &progressCounter{fn: opts.Progress, total: total}
 	m := &Manifest{Format: 1, Compatible: opts.Compatible, Version: opts.Version, Description: opts.Description, Build: opts.Build, Created: opts.Created.UTC().Truncate(time.Second)}
 	payloads := make([]string, len(srcs))
 	for i, src := range srcs {
-		im, payload, cleanup, err := prepare(ctx, src, opts)
+		im, payload, cleanup, err := prepare(ctx, src, opts, pc)
 		if cleanup != nil {
 			defer cleanup()
 		}
@@ -87,7 +97,7 @@ func Create(ctx context.Context, w io.Writer, signer *KeySigner, opts CreateOpti
 		if err != nil {
 			return nil, err
 		}
-		n, err := io.Copy(w, ctxReader{ctx, f})
+		n, err := io.Copy(w, ctxReader{ctx, f, pc})
 		f.Close()
 		if err != nil {
 			return nil, err
@@ -112,7 +122,7 @@ func writeHeader(w io.Writer, manifest, sig []byte) error {
 
 // prepare hashes (and compresses) one image; payload is the file whose
 // bytes go into the bundle.
-func prepare(ctx context.Context, src Source, opts CreateOptions) (im *Image, payload string, cleanup func(), err error) {
+func prepare(ctx context.Context, src Source, opts CreateOptions, pc *progressCounter) (im *Image, payload string, cleanup func(), err error) {
 	im = &Image{Class: src.Class, Filename: filepath.Base(src.Path), Compression: opts.Compression, ChunkSize: opts.ChunkSize}
 	f, err := os.Open(src.Path)
 	if err != nil {
@@ -143,7 +153,7 @@ func prepare(ctx context.Context, src Source, opts CreateOptions) (im *Image, pa
 			tmp.Close()
 			return nil, "", cleanup, fmt.Errorf("compression %q: %w", opts.Compression, ErrFormat)
 		}
-		n, err := io.Copy(io.MultiWriter(zw, whole), ctxReader{ctx, f})
+		n, err := io.Copy(io.MultiWriter(zw, whole), ctxReader{ctx, f, pc})
 		if err == nil {
 			err = zw.Close()
 		}
@@ -164,7 +174,11 @@ func prepare(ctx context.Context, src Source, opts CreateOptions) (im *Image, pa
 	whole := sha256.New()
 	buf := make([]byte, opts.ChunkSize)
 	for {
-		n, err := io.ReadFull(ctxReader{ctx, f}, buf)
+		var count *progressCounter
+		if opts.Compression == CompressionNone {
+			count = pc // a compressed payload was counted while compressing
+		}
+		n, err := io.ReadFull(ctxReader{ctx, f, count}, buf)
 		if n > 0 {
 			sum := sha256.Sum256(buf[:n])
 			im.Chunks = append(im.Chunks, hex.EncodeToString(sum[:]))
@@ -186,15 +200,31 @@ func prepare(ctx context.Context, src Source, opts CreateOptions) (im *Image, pa
 	return im, payload, cleanup, nil
 }
 
-// ctxReader stops a long copy when ctx is done.
+// ctxReader stops a long copy when ctx is done and counts progress.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	pc  *progressCounter // may be nil
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	c.pc.add(int64(n))
+	return n, err
+}
+
+type progressCounter struct {
+	fn          func(done, total int64)
+	done, total int64
+}
+
+func (p *progressCounter) add(n int64) {
+	if p == nil || p.fn == nil {
+		return
+	}
+	p.done += n
+	p.fn(min(p.done, p.total), p.total)
 }

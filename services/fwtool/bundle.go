@@ -88,6 +88,7 @@ func createMain(ctx context.Context, env *cli.Env, args []string) error {
 	compress := fs.String("compress", "none", "payload compression: none, gzip or zstd")
 	chunk := fs.Int64("chunk-size", bundle.DefaultChunkSize, "payload chunk size in bytes (power of two, 4 KiB..16 MiB)")
 	desc := fs.String("description", "", "free text")
+	quiet := fs.Bool("q", false, "no progress bar")
 	build := fs.String("build", "", "build identifier")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -112,10 +113,19 @@ func createMain(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	pr := newProgress(env, "create", *quiet)
 	m, err := bundle.Create(ctx, tmp, signer, bundle.CreateOptions{
 		Compatible: compatible, Version: *version, Description: *desc, Build: *build,
 		Compression: *compress, ChunkSize: *chunk, TempDir: filepath.Dir(*out),
+		Progress: func(done, total int64) {
+			if done < total {
+				pr.update(done, total)
+			}
+		},
 	}, srcs)
+	if err == nil {
+		pr.finish()
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -79,6 +79,13 @@ func (p *progress) update(done, total int64) {
 	}
 }
 
+// finish ends the line after a bar that did not reach 100%.
+func (p *progress) finish() {
+	if p.on && !p.last.IsZero() {
+		fmt.Fprintf(p.w, "\r%s done%40s\n", p.label, "")
+	}
+}
+
 func human(n int64) string {
 	switch {
 	case n >= 1<<30:
