@@ -50,6 +50,9 @@ type Config struct {
 	MaxTransitions int
 	// AutoReboot reboots right after a successful install.
 	AutoReboot bool
+	// SkipIdentical skips writing frames the target already holds
+	// (install.Installer.SkipIdentical).
+	SkipIdentical bool
 }
 
 // Deps are the agent's collaborators. Log and Rebooter are required.
@@ -122,7 +125,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, deps: deps, db: d, log: deps.Log}
-	a.inst = &install.Installer{Slots: cfg.Slots, Scheme: deps.Scheme, Keyring: cfg.Keyring, Log: deps.Log, Now: deps.Now}
+	a.inst = &install.Installer{Slots: cfg.Slots, Scheme: deps.Scheme, Keyring: cfg.Keyring, Log: deps.Log, Now: deps.Now, SkipIdentical: cfg.SkipIdentical}
 	return a, nil
 }
 

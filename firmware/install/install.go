@@ -17,6 +17,7 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ type Installer struct {
 	Log     *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// SkipIdentical reads each 1 MiB frame of the target before writing
+	// it and skips the write when the slot already holds those bytes (as
+	// Mender's optimized block writer does): less flash wear when the new
+	// image shares data with what the slot held, e.g. a retried install.
+	SkipIdentical bool
 }
 
 // Progress is reported while images are written.
@@ -85,6 +91,9 @@ type Result struct {
 	Target   string           `json:"target"`
 	Manifest *bundle.Manifest `json:"manifest"`
 	Signer   *bundle.Signer   `json:"signer"`
+	// Skipped counts bytes not written because the slot held them already
+	// (SkipIdentical).
+	Skipped int64 `json:"skipped,omitempty"`
 }
 
 // Install reads a bundle from r and installs it into the inactive group.
@@ -143,13 +152,16 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 		total += im.Size
 	}
 	pw := &progressWriter{class: "", total: total, fn: opts.Progress, step: max(total/100, 1<<20)}
+	var skipped int64
 	for i := range m.Images {
 		im, ir, err := br.Next()
 		if err != nil {
 			return nil, in.fail(target, err)
 		}
 		pw.class = im.Class
-		if err := writeImage(ctx, targets[i].Device, ir, pw); err != nil {
+		n, err := writeImage(ctx, targets[i].Device, ir, pw, in.SkipIdentical)
+		skipped += n
+		if err != nil {
 			return nil, in.fail(target, fmt.Errorf("write %s to %s: %w", im.Class, targets[i].Device, err))
 		}
 		log.Info("image written", "class", im.Class, "device", targets[i].Device, "bytes", im.Size)
@@ -181,7 +193,7 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	}
 	opts.step(StepArmed)
 	log.Info("installed and armed for a trial boot")
-	return &Result{Target: target, Manifest: m, Signer: br.Signer}, nil
+	return &Result{Target: target, Manifest: m, Signer: br.Signer, Skipped: skipped}, nil
 }
 
 // fail records the target as bad (it already is in the boot environment)
@@ -214,26 +226,65 @@ func (in *Installer) checkTarget(s slot.Slot, booted string, size int64) error {
 	return nil
 }
 
-func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWriter) error {
-	f, err := os.OpenFile(device, os.O_WRONLY, 0)
+// writeImage streams r into device and fsyncs it; it returns the bytes
+// skipped as identical.
+func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWriter, skipIdentical bool) (int64, error) {
+	flag := os.O_WRONLY
+	if skipIdentical {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(device, flag, 0)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	var dst io.Writer = f
+	var sw *skipWriter
+	if skipIdentical {
+		sw = &skipWriter{f: f, old: make([]byte, 1<<20)}
+		dst = sw
 	}
 	// Writes of 1 MiB, up to 3 in flight while the next chunk is verified.
-	pipe := newPipeWriter(&ctxWriter{ctx: ctx, w: f, pw: pw}, 3, 1<<20)
+	pipe := newPipeWriter(&ctxWriter{ctx: ctx, w: dst, pw: pw}, 3, 1<<20)
 	_, err = io.Copy(pipe, r)
 	if cerr := pipe.Close(); err == nil {
 		err = cerr
 	}
+	var skipped int64
+	if sw != nil {
+		skipped = sw.skipped
+	}
 	if err != nil {
 		f.Close()
-		return err
+		return skipped, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return skipped, err
 	}
-	return f.Close()
+	return skipped, f.Close()
+}
+
+// skipWriter writes sequentially from offset 0, skipping frames the file
+// already holds.
+type skipWriter struct {
+	f       *os.File
+	off     int64
+	old     []byte
+	skipped int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	old := s.old[:min(len(p), len(s.old))]
+	if len(old) == len(p) {
+		if n, _ := s.f.ReadAt(old, s.off); n == len(p) && bytes.Equal(old, p) {
+			s.off += int64(len(p))
+			s.skipped += int64(len(p))
+			return len(p), nil
+		}
+	}
+	n, err := s.f.WriteAt(p, s.off)
+	s.off += int64(n)
+	return n, err
 }
 
 type ctxWriter struct {

@@ -65,6 +65,7 @@ func daemonMain(ctx context.Context, env *cli.Env, args []string) error {
 	broker := fs.String("broker", "tcp://127.0.0.1:1883", "local MQTT broker (empty: no MQTT API)")
 	prefix := fs.String("topic-prefix", DefaultTopicPrefix, "topic prefix of the local API")
 	cloudWithin := fs.Duration("cloud-within", 0, "health check: connected to the cloud within this time (0: no check)")
+	skip := fs.Bool("skip-identical", false, "skip writing 1 MiB frames the slot already holds (less flash wear)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func daemonMain(ctx context.Context, env *cli.Env, args []string) error {
 		checks = append(checks, ota.CloudConnected(cloud, *cloudWithin))
 	}
 	d := &daemon{log: log, prefix: strings.TrimSuffix(*prefix, "/")}
-	cfg := ota.Config{DBPath: f.db, Slots: slots, Keyring: kr, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout}
+	cfg := ota.Config{DBPath: f.db, Slots: slots, Keyring: kr, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout, SkipIdentical: *skip}
 	if cfg.DBPath == "" {
 		cfg.DBPath = filepath.Join(slots.StateDir, "ota.db")
 	}

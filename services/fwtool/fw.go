@@ -134,7 +134,7 @@ type agentFlags struct {
 	bootIDFile                                 string
 	services                                   []string
 	healthTimeout                              time.Duration
-	reboot, jsonOut, quiet                     bool
+	reboot, jsonOut, quiet, skipIdentical      bool
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
@@ -148,6 +148,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
 	case "install":
 		fs.StringVar(&f.keyring, "keyring", DefaultKeyring, "keyring PEM the bundle must be signed for")
 		fs.BoolVar(&f.reboot, "reboot", false, "reboot into the new slot when the install succeeds")
+		fs.BoolVar(&f.skipIdentical, "skip-identical", false, "read the slot first and skip writing 1 MiB frames it already holds (less flash wear)")
 		fs.BoolVar(&f.quiet, "q", false, "no progress bar")
 	case "resume":
 		fs.StringVar(&f.checkDir, "check-dir", DefaultCheckDir, "directory of health check executables (exit 0 = healthy)")
@@ -181,7 +182,7 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 		return cli.Usagef("--log-level %q", f.level)
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := ota.Config{DBPath: f.db, Slots: slots, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout}
+	cfg := ota.Config{DBPath: f.db, Slots: slots, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout, SkipIdentical: f.skipIdentical}
 	if cfg.DBPath == "" {
 		cfg.DBPath = filepath.Join(slots.StateDir, "ota.db")
 	}
