@@ -112,8 +112,8 @@ func New(cfg Config, thing Thing, pub Publisher, p Providers, limiter *files.Lim
 // serves until ctx ends; then it waits up to StopTimeout for running
 // uploads and cancels the rest. Handle may be called while Run runs.
 func (f *Feature) Run(ctx context.Context) error {
-	uctx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelUploads()
+	uctx, cancelUploads := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelUploads(providers.ErrInterrupted)
 	f.mu.Lock()
 	f.ctx = uctx
 	f.mu.Unlock()
@@ -140,7 +140,7 @@ func (f *Feature) Run(ctx context.Context) error {
 	<-ctx.Done()
 	f.deactivateTimer()
 	f.drain(f.cfg.StopTimeout)
-	cancelUploads()
+	cancelUploads(providers.ErrInterrupted)
 	f.wg.Wait()
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	f.status.flush(fctx)
@@ -157,7 +157,7 @@ func (f *Feature) drain(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, u := range f.uploads {
-		u.cancelLocked(f, "", "upload canceled: service stopping")
+		u.cancelLocked(f, "", "upload canceled: service stopping", providers.ErrInterrupted)
 	}
 }
 

@@ -24,7 +24,7 @@ type multiUpload struct {
 	status   Status
 	total    int64 // sum of sizes; -1 when a size could not be read
 	ctx      context.Context
-	cancel   context.CancelFunc
+	cancel   context.CancelCauseFunc
 }
 
 type child struct {
@@ -88,7 +88,7 @@ func (f *Feature) doTrigger(req TriggerRequest) *opError {
 		return failed(409, fmt.Errorf("upload with correlation ID '%s' already exists", id))
 	}
 	u := &multiUpload{id: id, glob: glob, status: Status{CorrelationID: id, State: Pending}}
-	u.ctx, u.cancel = context.WithCancel(f.ctx)
+	u.ctx, u.cancel = context.WithCancelCause(f.ctx)
 	for i, p := range paths {
 		c := &child{id: id + "#" + strconv.Itoa(i+1), path: p, size: -1}
 		if fi, err := os.Stat(p); err == nil {
@@ -102,7 +102,7 @@ func (f *Feature) doTrigger(req TriggerRequest) *opError {
 		f.uploads[id] = u
 		f.order = append(f.order, id)
 	} else {
-		u.cancel() // nothing to upload: nothing is remembered
+		u.cancel(context.Canceled) // nothing to upload: nothing is remembered
 	}
 	f.mu.Unlock()
 
@@ -240,7 +240,7 @@ func (f *Feature) upload(u *multiUpload, c *child, up Uploader) {
 		u.status.State = Failed
 		u.status.EndTime = f.now().UTC()
 		u.status.Message = err.Error()
-		u.cancel()
+		u.cancel(context.Canceled)
 		f.status.add(u.status)
 		return
 	}
@@ -257,7 +257,7 @@ func (f *Feature) upload(u *multiUpload, c *child, up Uploader) {
 	u.status.Progress = 100
 	u.status.Bytes = u.status.Total
 	u.status.EndTime = f.now().UTC()
-	u.cancel()
+	u.cancel(context.Canceled)
 	f.status.add(u.status)
 }
 
@@ -339,12 +339,14 @@ func (f *Feature) cancel(raw json.RawMessage) *opError {
 	if u.status.State.terminal() {
 		return failed(409, fmt.Errorf("upload '%s' already finished with %s", u.id, u.status.State))
 	}
-	u.cancelLocked(f, req.StatusCode, req.Message)
+	u.cancelLocked(f, req.StatusCode, req.Message, context.Canceled)
 	return nil
 }
 
-// cancelLocked marks u CANCELED and stops its children.
-func (u *multiUpload) cancelLocked(f *Feature, code, msg string) {
+// cancelLocked marks u CANCELED and stops its children with cause:
+// context.Canceled discards what reached the server, providers.ErrInterrupted
+// keeps it for a later upload of the same file to resume.
+func (u *multiUpload) cancelLocked(f *Feature, code, msg string, cause error) {
 	if u.status.State.terminal() {
 		return
 	}
@@ -352,7 +354,7 @@ func (u *multiUpload) cancelLocked(f *Feature, code, msg string) {
 	u.status.StatusCode = code
 	u.status.Message = msg
 	u.status.EndTime = f.now().UTC()
-	u.cancel()
+	u.cancel(cause)
 	f.status.add(u.status)
 }
 
@@ -370,7 +372,7 @@ func (f *Feature) pruneLocked() {
 			continue
 		}
 		if u != nil {
-			u.cancel()
+			u.cancel(context.Canceled)
 			delete(f.uploads, id)
 		}
 		f.order = append(f.order[:i], f.order[i+1:]...)

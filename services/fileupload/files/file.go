@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ type File struct {
 	f     *os.File
 	size  int64
 	mtime time.Time
+	ident string
 	limit *Limiter
 
 	mu  sync.Mutex
@@ -60,7 +62,22 @@ func Open(p Policy, path, requested string, limit *Limiter) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s is not a regular file: %w", path, ErrNotPermitted)
 	}
-	return &File{Path: path, f: f, size: fi.Size(), mtime: fi.ModTime(), limit: limit}, nil
+	return &File{Path: path, f: f, size: fi.Size(), mtime: fi.ModTime(), ident: identity(fi), limit: limit}, nil
+}
+
+// Identity is a short token for this version of the file (device, inode,
+// size and modification time): a later upload of the same, unchanged file
+// has the same identity, so it can pick up parts an interrupted upload
+// left on the server.
+func (f *File) Identity() string { return f.ident }
+
+func identity(fi os.FileInfo) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d", fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fmt.Fprintf(h, "/%d/%d", st.Dev, st.Ino)
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // Size is the size at Open.

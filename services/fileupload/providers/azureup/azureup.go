@@ -144,10 +144,35 @@ func (u *Uploader) put(ctx context.Context, c *blockblob.Client, f *files.File, 
 }
 
 func (u *Uploader) blocks(ctx context.Context, c *blockblob.Client, f *files.File, md5 func() (*blob.HTTPHeaders, error), progress providers.Progress) error {
-	ps := providers.SplitParts(f.Size(), u.cfg.BlockSize)
-	ids := make([]string, len(ps))
-	for i := range ps {
-		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "kanto-block-%08d", i))
+	all := providers.SplitParts(f.Size(), u.cfg.BlockSize)
+	// Block ids name the file version, so blocks an interrupted upload of
+	// the same unchanged file left uncommitted are reused, and never those
+	// of another version.
+	ids := make([]string, len(all))
+	for i := range all {
+		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "kanto-%s-%08d", f.Identity(), i))
+	}
+	staged := map[string]int64{}
+	if bl, err := c.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil); err == nil {
+		for _, b := range bl.UncommittedBlocks {
+			if b.Name != nil && b.Size != nil {
+				staged[*b.Name] = *b.Size
+			}
+		}
+	}
+	var ps []providers.Part
+	var kept int64
+	for _, p := range all {
+		if size, ok := staged[ids[p.N]]; ok && size == p.Size {
+			kept += p.Size
+		} else {
+			ps = append(ps, p)
+		}
+	}
+	if kept > 0 && progress != nil {
+		progress(kept)
+		inner := progress
+		progress = func(n int64) { inner(kept + n) }
 	}
 	err := providers.EachPart(ctx, ps, u.cfg.Concurrency, progress, func(ctx context.Context, p providers.Part) error {
 		sec := f.Section(p.Off, p.Size)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -217,5 +218,60 @@ func TestServerChecksBlockMD5(t *testing.T) {
 	}
 	if !strings.Contains(strings.ToLower(err.Error()), "md5") {
 		t.Errorf("error %v does not name the MD5 mismatch", err)
+	}
+}
+
+// TestResumeAfterInterruption: blocks staged by an interrupted upload of
+// the same unchanged file are reused; after a rewrite none are.
+func TestResumeAfterInterruption(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	path := filepath.Join(t.TempDir(), "r.bin")
+	const size, block = 26 << 20, 4 << 20
+	want := storagetest.WriteRandom(t, path, size)
+	opts := providers.Options{KeyEndpoint: a.Endpoint, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr}
+	u1, err := New(opts, Config{Checksum: true, BlockSize: block, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancelCause(ctxT(t))
+	err = u1.Upload(ctx, open(t, path), func(n int64) {
+		if n >= 3*block {
+			stop(providers.ErrInterrupted)
+		}
+	})
+	if !errors.Is(err, providers.ErrInterrupted) {
+		t.Fatalf("got %v, want ErrInterrupted", err)
+	}
+	var cnt storagetest.Counter
+	u2, err := New(opts, Config{Checksum: true, BlockSize: block, Concurrency: 1, HTTPClient: cnt.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u2.Upload(ctxT(t), open(t, path), nil); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if content, prop := stored(t, a, "r.bin"); content != want || prop != want {
+		t.Errorf("stored md5 %s (property %s), want %s", content, prop, want)
+	}
+	if w := cnt.Written(); w > size-3*block+1<<20 {
+		t.Errorf("resume sent %d bytes; 3 blocks (%d bytes) were already staged", w, 3*block)
+	}
+
+	ctx, stop = context.WithCancelCause(ctxT(t))
+	_ = u1.Upload(ctx, open(t, path), func(n int64) {
+		if n >= 2*block {
+			stop(providers.ErrInterrupted)
+		}
+	})
+	storagetest.WriteRandom(t, path, size+1) // another seed: other bytes
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	want = storagetest.MD5File(t, path)
+	if err := u1.Upload(ctxT(t), open(t, path), nil); err != nil {
+		t.Fatalf("upload of the rewritten file: %v", err)
+	}
+	if content, _ := stored(t, a, "r.bin"); content != want {
+		t.Errorf("stored md5 %s, want %s (old blocks reused?)", content, want)
 	}
 }
