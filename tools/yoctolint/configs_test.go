@@ -62,3 +62,26 @@ func TestConfigsLoadIntoServices(t *testing.T) {
 		})
 	}
 }
+
+// TestFirmwareAgentFindsBoardConfig: the firmware agent's packaged config
+// names the slots file and keyring that kanto-boot-config installs.
+func TestFirmwareAgentFindsBoardConfig(t *testing.T) {
+	r := recipe(t, "kanto")
+	path, ok := r.FindFile("fw-update-agent.json")
+	if !ok {
+		t.Fatal("fw-update-agent.json not found")
+	}
+	var cfg struct {
+		Slots   string `json:"slots"`
+		Keyring string `json:"keyring"`
+	}
+	if err := json.Unmarshal(readFile(t, path), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	installed := strings.Fields(recipe(t, "kanto-boot-config").Get("FILES:${PN}"))
+	for _, p := range []string{cfg.Slots, cfg.Keyring} {
+		if !contains(installed, p) {
+			t.Errorf("fw-update-agent.json names %s, kanto-boot-config installs %v", p, installed)
+		}
+	}
+}

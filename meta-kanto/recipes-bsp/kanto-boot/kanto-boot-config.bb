@@ -1,5 +1,5 @@
 SUMMARY = "Kanto A/B slot configuration of the board: slots file, fw_env.config, update keyring"
-DESCRIPTION = "Installs /etc/kanto/slots.json (firmware/FORMAT.md section 4), /etc/fw_env.config \
+DESCRIPTION = "Installs /etc/kanto/firmware/slots.json (firmware/FORMAT.md section 4; the default of kanto fw), /etc/fw_env.config \
 on U-Boot machines and the keyring that update bundles are verified against."
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
@@ -18,12 +18,12 @@ do_install[file-checksums] += "${KANTO_KEYRING}:True"
 
 do_install() {
     install -d ${D}${sysconfdir}/kanto/firmware
-    install -m 0644 ${UNPACKDIR}/slots-${MACHINE}.json ${D}${sysconfdir}/kanto/slots.json
+    install -m 0644 ${UNPACKDIR}/slots-${MACHINE}.json ${D}${sysconfdir}/kanto/firmware/slots.json
     install -m 0644 ${KANTO_KEYRING} ${D}${sysconfdir}/kanto/firmware/keyring.pem
     if [ -e ${UNPACKDIR}/fw_env-${MACHINE}.config ]; then
         install -m 0644 ${UNPACKDIR}/fw_env-${MACHINE}.config ${D}${sysconfdir}/fw_env.config
     fi
 }
 
-FILES:${PN} = "${sysconfdir}/kanto/slots.json ${sysconfdir}/kanto/firmware/keyring.pem ${sysconfdir}/fw_env.config"
+FILES:${PN} = "${sysconfdir}/kanto/firmware/slots.json ${sysconfdir}/kanto/firmware/keyring.pem ${sysconfdir}/fw_env.config"
 CONFFILES:${PN} = "${sysconfdir}/kanto/firmware/keyring.pem"

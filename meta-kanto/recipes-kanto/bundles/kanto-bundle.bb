@@ -11,7 +11,7 @@ KANTO_BUNDLE_IMAGE ?= "kanto-image"
 KANTO_BUNDLE_VERSION ?= "${KANTO_VERSION}"
 KANTO_VERSION ?= "0.1.0"
 # The board name devices compare with the bundle (the "compatible" of
-# /etc/kanto/slots.json, recipes-bsp/kanto-boot/files/slots-<machine>.json).
+# /etc/kanto/firmware/slots.json, recipes-bsp/kanto-boot/files/slots-<machine>.json).
 KANTO_BUNDLE_COMPATIBLE ??= "${MACHINE}"
 KANTO_BUNDLE_COMPATIBLE:qemux86-64 = "qemu-x86_64"
 KANTO_BUNDLE_COMPATIBLE:qemuarm64 = "qemu-aarch64"
@@ -43,7 +43,7 @@ do_compile() {
         --compatible ${KANTO_BUNDLE_COMPATIBLE} \
         --version ${KANTO_BUNDLE_VERSION} \
         --image rootfs=${DEPLOY_DIR_IMAGE}/${KANTO_BUNDLE_IMAGE}-${MACHINE}.rootfs.ext4 \
-        -o ${B}/${KANTO_BUNDLE_IMAGE}-${MACHINE}.kfw
+        -q -o ${B}/${KANTO_BUNDLE_IMAGE}-${MACHINE}.kfw
 }
 
 do_deploy() {
