@@ -105,7 +105,9 @@ RDEPENDS:kanto-local-digital-twins = "${PN} mosquitto ca-certificates"
 SYSTEMD_SERVICE:kanto-container-management = "container-management.service"
 FILES:kanto-container-management = "${bindir}/container-management ${bindir}/container-management-log ${systemd_system_unitdir}/container-management.service ${sysconfdir}/kanto/container-management.json"
 CONFFILES:kanto-container-management = "${sysconfdir}/kanto/container-management.json"
-RDEPENDS:kanto-container-management = "${PN} mosquitto virtual-containerd ${VIRTUAL-RUNTIME_container_runtime}"
+# cni: meta-virtualization's plugins in ${libexecdir}/cni (network.cni_plugin_dir
+# of container-management.json); iptables for port forwarding.
+RDEPENDS:kanto-container-management = "${PN} mosquitto virtual-containerd ${VIRTUAL-RUNTIME_container_runtime} cni iptables"
 
 SYSTEMD_SERVICE:kanto-update-manager = "update-manager.service"
 FILES:kanto-update-manager = "${bindir}/update-manager ${systemd_system_unitdir}/update-manager.service ${sysconfdir}/kanto/update-manager.json"
