@@ -431,3 +431,53 @@ func checkUBootLayout(t *testing.T, root, m string, parts []wksPart, cfg *slot.C
 		t.Error("U-Boot keeps its environment elsewhere than partition 1 (the boot partition)")
 	}
 }
+
+// grubDefaultBuiltin is openembedded-core's GRUB_BUILDIN of grub-efi.
+var grubDefaultBuiltin = "boot linux ext2 fat serial part_msdos part_gpt normal efi_gop iso9660 configfile search loadenv test"
+
+// grubCommandModule maps GRUB commands to the module providing them; ""
+// means part of the script language of normal mode.
+var grubCommandModule = map[string]string{
+	"set": "", "unset": "", "export": "", "for": "", "if": "", "then": "", "else": "", "elif": "",
+	"fi": "", "do": "", "done": "", "while": "", "break": "", "continue": "", "return": "",
+	"load_env": "loadenv", "save_env": "loadenv", "list_env": "loadenv",
+	"regexp": "regexp", "echo": "echo", "linux": "linux", "initrd": "linux", "boot": "boot",
+	"test": "test", "[": "test", "search": "search", "configfile": "configfile",
+	"serial": "serial", "terminal_input": "terminal", "terminal_output": "terminal",
+	"sleep": "sleep", "reboot": "reboot", "halt": "halt", "insmod": "",
+}
+
+// TestGrubModules: every command of kanto-grub.cfg is built into the GRUB
+// EFI image (oe-core's GRUB_BUILDIN plus the layer's grub-efi bbappend).
+func TestGrubModules(t *testing.T) {
+	root := repoRoot(t)
+	app, err := parseFile(filepath.Join(root, LayerDir, "recipes-bsp/grub/grub-efi_%.bbappend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules := strings.Fields(grubDefaultBuiltin)
+	for _, a := range app.Assignments {
+		if strings.HasPrefix(a.Name, "GRUB_BUILDIN:append") {
+			modules = append(modules, strings.Fields(a.Value)...)
+		}
+	}
+	cfg := string(readFile(t, filepath.Join(root, layergen.GrubCfg)))
+	for n, line := range strings.Split(cfg, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		for _, stmt := range strings.Split(line, ";") {
+			f := strings.Fields(stmt)
+			if len(f) == 0 || strings.Contains(f[0], "=") {
+				continue
+			}
+			mod, known := grubCommandModule[f[0]]
+			switch {
+			case !known:
+				t.Errorf("%s:%d: command %q unknown to this check: add it to grubCommandModule", layergen.GrubCfg, n+1, f[0])
+			case mod != "" && !slices.Contains(modules, mod):
+				t.Errorf("%s:%d: %s needs GRUB module %s, not in GRUB_BUILDIN", layergen.GrubCfg, n+1, f[0], mod)
+			}
+		}
+	}
+}
