@@ -109,6 +109,9 @@ type Reader struct {
 	r      io.Reader
 	next   int
 	cur    *ImageReader
+	// startChunk is where the next image starts (ResumeAt).
+	startChunk int
+	started    bool
 	buf    []byte
 }
 
@@ -155,6 +158,12 @@ func (b *Reader) Next() (*Image, *ImageReader, error) {
 	}
 	cr := &chunkReader{r: b.r, im: im, buf: b.buf[:im.ChunkSize]}
 	ir := &ImageReader{im: im, chunks: cr}
+	b.started = true
+	if k := b.startChunk; k > 0 {
+		b.startChunk = 0
+		cr.idx, cr.off = k, int64(k)*im.ChunkSize
+		ir.n, ir.start = cr.off, cr.off
+	}
 	switch im.Compression {
 	case CompressionNone:
 		ir.out = cr
@@ -187,6 +196,7 @@ type ImageReader struct {
 	closer func()
 	hash   hash.Hash
 	n      int64
+	start  int64 // first byte offset (ResumeAt)
 	done   bool
 	err    error
 }
@@ -274,7 +284,12 @@ func (ir *ImageReader) finish() {
 	}
 }
 
-// Written is the number of image bytes returned so far.
+// Offset is the image offset of the first byte this reader returns: 0,
+// or where ResumeAt positioned it.
+func (ir *ImageReader) Offset() int64 { return ir.start }
+
+// Written is the number of image bytes returned so far (counting from 0,
+// including the part skipped by ResumeAt).
 func (ir *ImageReader) Written() int64 { return ir.n }
 
 // chunkReader returns the stored bytes of one image, a verified chunk at a
@@ -358,3 +373,78 @@ func (ir *ImageReader) WriteTo(w io.Writer) (int64, error) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// Skipper is a bundle source that can move forward without reading: an
+// HTTP download reconnects with a Range request, a file seeks.
+type Skipper interface {
+	Skip(n int64) error
+}
+
+// ResumeAt positions the reader at chunk of image, as if everything before
+// had been read and verified (the caller has checked those bytes against
+// the manifest's chunk hashes, e.g. on the target slot). It must be called
+// before the first Next. A compressed image can only be resumed at chunk
+// 0. image == len(images) skips all payloads (Next then checks the end).
+func (b *Reader) ResumeAt(image, chunk int) error {
+	m := b.Header.Manifest
+	if b.started || image < 0 || image > len(m.Images) {
+		return fmt.Errorf("resume at image %d: %w", image, ErrFormat)
+	}
+	var skip int64
+	for _, im := range m.Images[:image] {
+		skip += im.StoredSize
+	}
+	if image < len(m.Images) {
+		im := m.Images[image]
+		if chunk < 0 || chunk >= len(im.Chunks) || (chunk > 0 && im.Compression != CompressionNone) {
+			return fmt.Errorf("resume at chunk %d of %q: %w", chunk, im.Class, ErrFormat)
+		}
+		skip += int64(chunk) * im.ChunkSize
+	} else if chunk != 0 {
+		return fmt.Errorf("resume after the last image at chunk %d: %w", chunk, ErrFormat)
+	}
+	if skip > 0 {
+		if s, ok := b.r.(Skipper); ok {
+			if err := s.Skip(skip); err != nil {
+				return err
+			}
+		} else if n, err := io.CopyN(io.Discard, b.r, skip); err != nil {
+			return fmt.Errorf("skip %d bytes (got %d): %w: %w", skip, n, err, truncOr(err, ErrFormat))
+		}
+	}
+	b.next, b.startChunk, b.started = image, chunk, true
+	return nil
+}
+
+// VerifiedPrefix returns how many leading chunks of an uncompressed image
+// the reader r (e.g. the target slot) already holds; for a compressed image
+// it returns all chunks if the first Size bytes hash to the image's
+// SHA-256, else 0. Reads are bounded by one chunk.
+func VerifiedPrefix(r io.ReaderAt, im *Image) (int, error) {
+	buf := make([]byte, im.ChunkSize)
+	if im.Compression != CompressionNone {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(r, 0, im.Size)); err != nil {
+			return 0, err
+		}
+		if hex.EncodeToString(h.Sum(nil)) == im.SHA256 {
+			return len(im.Chunks), nil
+		}
+		return 0, nil
+	}
+	for k := range im.Chunks {
+		n := min(im.ChunkSize, im.StoredSize-int64(k)*im.ChunkSize)
+		got, err := r.ReadAt(buf[:n], int64(k)*im.ChunkSize)
+		if int64(got) < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				return k, nil
+			}
+			return k, err
+		}
+		sum := sha256.Sum256(buf[:n])
+		if hex.EncodeToString(sum[:]) != im.Chunks[k] {
+			return k, nil
+		}
+	}
+	return len(im.Chunks), nil
+}

@@ -284,6 +284,21 @@ func (h *HTTPReader) Read(p []byte) (int, error) {
 	}
 }
 
+// Skip implements bundle.Skipper: the bytes are not downloaded; the next
+// Read continues with a Range request from the new offset.
+func (h *HTTPReader) Skip(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	h.closeBody()
+	h.off += n
+	if h.size >= 0 && h.off > h.size {
+		return fmt.Errorf("%s: skip to %d beyond %d bytes: %w", h.url, h.off, h.size, ErrDownload)
+	}
+	h.eof = h.size >= 0 && h.off == h.size
+	return nil
+}
+
 // Close ends the download.
 func (h *HTTPReader) Close() error {
 	h.closeBody()

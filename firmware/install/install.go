@@ -68,6 +68,11 @@ type Options struct {
 	// AfterStep, if set, is called after each durable step (the agent's
 	// kill tests SIGKILL the process there).
 	AfterStep func(Step)
+	// Resume continues an interrupted installation of the same bundle: the
+	// target's leading chunks that match the manifest's chunk hashes are
+	// kept, and the source skips ahead (an HTTP source with a Range
+	// request) to the first chunk that is missing.
+	Resume bool
 }
 
 // Step names a durable point of an installation.
@@ -94,6 +99,9 @@ type Result struct {
 	// Skipped counts bytes not written because the slot held them already
 	// (SkipIdentical).
 	Skipped int64 `json:"skipped,omitempty"`
+	// Resumed counts image bytes kept from an interrupted installation
+	// (Options.Resume).
+	Resumed int64 `json:"resumed,omitempty"`
 }
 
 // Install reads a bundle from r and installs it into the inactive group.
@@ -151,15 +159,26 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	for _, im := range m.Images {
 		total += im.Size
 	}
-	pw := &progressWriter{class: "", total: total, fn: opts.Progress, step: max(total/100, 1<<20)}
+	first, resumed := 0, int64(0)
+	if opts.Resume {
+		var chunk int
+		if first, chunk, resumed, err = resumePoint(m, targets); err != nil {
+			return nil, in.fail(target, fmt.Errorf("resume: %w", err))
+		}
+		if err := br.ResumeAt(first, chunk); err != nil {
+			return nil, in.fail(target, fmt.Errorf("resume: %w", err))
+		}
+		log.Info("resuming the interrupted install", "image", first, "chunk", chunk, "kept", resumed)
+	}
+	pw := &progressWriter{class: "", total: total, fn: opts.Progress, step: max(total/100, 1<<20), written: resumed}
 	var skipped int64
-	for i := range m.Images {
+	for i := first; i < len(m.Images); i++ {
 		im, ir, err := br.Next()
 		if err != nil {
 			return nil, in.fail(target, err)
 		}
 		pw.class = im.Class
-		n, err := writeImage(ctx, targets[i].Device, ir, pw, in.SkipIdentical)
+		n, err := writeImage(ctx, targets[i].Device, ir, ir.Offset(), pw, in.SkipIdentical)
 		skipped += n
 		if err != nil {
 			return nil, in.fail(target, fmt.Errorf("write %s to %s: %w", im.Class, targets[i].Device, err))
@@ -193,7 +212,7 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	}
 	opts.step(StepArmed)
 	log.Info("installed and armed for a trial boot")
-	return &Result{Target: target, Manifest: m, Signer: br.Signer, Skipped: skipped}, nil
+	return &Result{Target: target, Manifest: m, Signer: br.Signer, Skipped: skipped, Resumed: resumed}, nil
 }
 
 // fail records the target as bad (it already is in the boot environment)
@@ -228,7 +247,7 @@ func (in *Installer) checkTarget(s slot.Slot, booted string, size int64) error {
 
 // writeImage streams r into device and fsyncs it; it returns the bytes
 // skipped as identical.
-func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWriter, skipIdentical bool) (int64, error) {
+func writeImage(ctx context.Context, device string, r io.Reader, off int64, pw *progressWriter, skipIdentical bool) (int64, error) {
 	flag := os.O_WRONLY
 	if skipIdentical {
 		flag = os.O_RDWR
@@ -240,8 +259,11 @@ func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWri
 	var dst io.Writer = f
 	var sw *skipWriter
 	if skipIdentical {
-		sw = &skipWriter{f: f, old: make([]byte, 1<<20)}
+		sw = &skipWriter{f: f, off: off, old: make([]byte, 1<<20)}
 		dst = sw
+	} else if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return 0, err
 	}
 	// Writes of 1 MiB, up to 3 in flight while the next chunk is verified.
 	pipe := newPipeWriter(&ctxWriter{ctx: ctx, w: dst, pw: pw}, 3, 1<<20)
@@ -264,7 +286,32 @@ func writeImage(ctx context.Context, device string, r io.Reader, pw *progressWri
 	return skipped, f.Close()
 }
 
-// skipWriter writes sequentially from offset 0, skipping frames the file
+// resumePoint finds the first image and chunk the targets do not hold
+// yet, and the image bytes kept before it.
+func resumePoint(m *bundle.Manifest, targets []slot.Slot) (image, chunk int, kept int64, err error) {
+	for i := range m.Images {
+		im := &m.Images[i]
+		f, err := os.Open(targets[i].Device)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		k, err := bundle.VerifiedPrefix(f, im)
+		f.Close()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if k < len(im.Chunks) {
+			if im.Compression != bundle.CompressionNone {
+				k = 0
+			}
+			return i, k, kept + int64(k)*im.ChunkSize, nil
+		}
+		kept += im.Size
+	}
+	return len(m.Images), 0, kept, nil
+}
+
+// skipWriter writes sequentially from its offset, skipping frames the file
 // already holds.
 type skipWriter struct {
 	f       *os.File

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -384,5 +385,59 @@ func TestSkipIdentical(t *testing.T) {
 	if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(img2)], img2) || res.Skipped != 0 {
 		// 700 KiB is one frame: it differs, so it is written.
 		t.Fatalf("changed image: skipped %d, content equal %v", res.Skipped, bytes.Equal(got[:len(img2)], img2))
+	}
+}
+
+// TestResumeInterruptedInstall: an install cut off in the middle is resumed
+// later (a new process, after a reboot) from the first chunk the target
+// does not hold, downloading only the rest with a Range request.
+func TestResumeInterruptedInstall(t *testing.T) {
+	for _, comp := range []string{"none", "gzip"} {
+		t.Run(comp, func(t *testing.T) {
+			d := newDevice(t)
+			rootfs := bundletest.Image(900<<10, 11) // 15 chunks of 64 KiB
+			boot := bundletest.Image(100<<10, 12)
+			b := bundletest.Build(t, d.pki.Signer(), map[string][]byte{"boot": boot, "rootfs": rootfs}, bundletest.Options{Compression: comp})
+			h, err := bundle.ReadHeader(bytes.NewReader(b))
+			must(t, err)
+			// The first attempt dies after the boot image and 10 chunks of rootfs.
+			cut := int(h.Size) + len(b[h.Size:])*2/3
+			if _, err := d.inst.Install(context.Background(), bytes.NewReader(b[:cut]), install.Options{}); !errors.Is(err, bundle.ErrTruncated) {
+				t.Fatalf("first attempt: %v", err)
+			}
+			var ranges []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ranges = append(ranges, r.Header.Get("Range"))
+				w.Header().Set("ETag", `"b"`)
+				http.ServeContent(w, r, "b", time.Time{}, bytes.NewReader(b))
+			}))
+			defer srv.Close()
+			src, err := install.OpenHTTP(context.Background(), srv.URL, install.HTTPOptions{})
+			must(t, err)
+			defer src.Close()
+			res, err := d.inst.Install(context.Background(), src, install.Options{Resume: true})
+			must(t, err)
+			if got := d.read(t, "slotB.img"); !bytes.Equal(got[:len(rootfs)], rootfs) {
+				t.Fatal("slot B content differs after the resumed install")
+			}
+			if got := d.read(t, "bootB.img"); !bytes.Equal(got[:len(boot)], boot) {
+				t.Fatal("boot B content differs after the resumed install")
+			}
+			if env := d.envMap(t); env["B_TRY"] != "1" || env["ORDER"] != "B A" {
+				t.Fatalf("not armed: %v", env)
+			}
+			if comp == "none" {
+				// The boot image and most of rootfs were kept, and the download went on
+				// from there with a Range request (the first request was closed after
+				// the header).
+				want := fmt.Sprintf("bytes=%d-", h.Size+res.Resumed)
+				if res.Resumed < int64(len(boot))+int64(len(rootfs))/2 || len(ranges) != 2 || ranges[1] != want {
+					t.Fatalf("resumed %d bytes, requests %q, want the second %q", res.Resumed, ranges, want)
+				}
+			} else if res.Resumed != int64(len(boot)) {
+				// A compressed image restarts at its beginning; complete images are kept.
+				t.Fatalf("compressed: resumed %d, want the boot image (%d)", res.Resumed, len(boot))
+			}
+		})
 	}
 }
