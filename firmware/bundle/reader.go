@@ -112,7 +112,7 @@ type Reader struct {
 	// startChunk is where the next image starts (ResumeAt).
 	startChunk int
 	started    bool
-	buf    []byte
+	buf        []byte
 }
 
 // Open reads and verifies the header of the bundle in r. No payload byte
