@@ -427,6 +427,11 @@ func checkUBootLayout(t *testing.T, root, m string, parts []wksPart, cfg *slot.C
 			t.Errorf("%s of the U-Boot fragment is not %s", name, filepath.Base(copies[i].Device))
 		}
 	}
+	for cmd, opt := range map[string]string{"setexpr ": "CONFIG_CMD_SETEXPR=y", "saveenv": "CONFIG_CMD_SAVEENV=y"} {
+		if strings.Contains(script, cmd) && !strings.Contains(frag, opt+"\n") {
+			t.Errorf("the boot script uses %s; the U-Boot fragment lacks %s", strings.TrimSpace(cmd), opt)
+		}
+	}
 	if !strings.Contains(frag, `CONFIG_ENV_FAT_DEVICE_AND_PART="0:1"`) {
 		t.Error("U-Boot keeps its environment elsewhere than partition 1 (the boot partition)")
 	}
