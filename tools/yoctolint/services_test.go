@@ -287,7 +287,8 @@ func TestServicesPackaged(t *testing.T) {
 func goListMainDirs(root, pkg string) ([]string, error) {
 	cmd := exec.Command("go", "list", "-e", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", pkg)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	// Never -mod=mod: the checkout is shared, go.mod and go.sum must not change.
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly")
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
