@@ -48,6 +48,9 @@ type Config struct {
 	MaxBoots int
 	// MaxTransitions caps the records written for one update (default 30).
 	MaxTransitions int
+	// MaxInstallAttempts caps install attempts of one update: the first
+	// and the resumptions after crashes or power cuts (default 3).
+	MaxInstallAttempts int
 	// AutoReboot reboots right after a successful install.
 	AutoReboot bool
 	// SkipIdentical skips writing frames the target already holds
@@ -106,6 +109,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	if cfg.MaxTransitions == 0 {
 		cfg.MaxTransitions = 30
+	}
+	if cfg.MaxInstallAttempts == 0 {
+		cfg.MaxInstallAttempts = 3
 	}
 	if deps.Scheme == nil {
 		s, _, err := cfg.Slots.Scheme()
@@ -222,33 +228,45 @@ func (a *Agent) Install(ctx context.Context, source string) (Record, error) {
 	}
 	now := a.deps.Now().UTC()
 	r = Record{State: r.State, Transaction: newTransaction(), Source: source, Previous: booted, Started: now}
-	if err := a.persist(&r, StateDownloading, "install requested"); err != nil {
-		return r, err
+	return r, a.install(ctx, &r, "install requested", false)
+}
+
+// install runs one install attempt of r.Source: downloading, installing,
+// installed, then the reboot if Config.AutoReboot. resume keeps what the
+// target already holds of the bundle.
+func (a *Agent) install(ctx context.Context, r *Record, reason string, resume bool) error {
+	r.Attempts++
+	if err := a.persist(r, StateDownloading, reason); err != nil {
+		return err
 	}
-	src, err := install.Open(ctx, source, a.httpOptions())
+	src, err := install.Open(ctx, r.Source, a.httpOptions())
 	if err != nil {
-		return r, a.failInstall(&r, fmt.Errorf("open %s: %w", source, err))
+		return a.failInstall(r, fmt.Errorf("open %s: %w", r.Source, err))
 	}
 	defer src.Close()
 	_, err = a.inst.Install(ctx, src, install.Options{
 		Transaction: r.Transaction,
+		Resume:      resume,
 		Progress:    a.deps.Progress,
 		AfterStep:   a.deps.AfterInstallStep,
 		OnVerified: func(m *bundle.Manifest, target string) error {
+			if r.Target != "" && target != r.Target {
+				return fmt.Errorf("resumed install targets slot %s, the first attempt %s: %w", target, r.Target, ErrBusy)
+			}
 			r.Version, r.Target = m.Version, target
-			return a.persist(&r, StateInstalling, "bundle verified, writing slot "+target)
+			return a.persist(r, StateInstalling, "bundle verified, writing slot "+target)
 		},
 	})
 	if err != nil {
-		return r, a.failInstall(&r, err)
+		return a.failInstall(r, err)
 	}
-	if err := a.persist(&r, StateInstalled, "slot "+r.Target+" written and armed"); err != nil {
-		return r, err
+	if err := a.persist(r, StateInstalled, "slot "+r.Target+" written and armed"); err != nil {
+		return err
 	}
 	if a.cfg.AutoReboot {
-		return r, a.reboot(ctx, &r)
+		return a.reboot(ctx, r)
 	}
-	return r, nil
+	return nil
 }
 
 func (a *Agent) httpOptions() install.HTTPOptions {
@@ -300,7 +318,10 @@ func (a *Agent) reboot(ctx context.Context, r *Record) error {
 // boot, by the image's init or the service). It applies the recovery table
 // to whatever state a crash, kill or power cut left behind, and when the
 // device runs the new slot on trial it runs the health checks and commits
-// or rolls back. It returns the resulting record.
+// or rolls back. It returns the resulting record. Resume blocks while it
+// works: a resumed install downloads the rest of the bundle, and the
+// health checks take up to Config.HealthTimeout; run it off the boot's
+// critical path.
 func (a *Agent) Resume(ctx context.Context) (Record, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -322,6 +343,7 @@ func (a *Agent) Resume(ctx context.Context) (Record, error) {
 		onTarget:     r.Target != "" && booted == r.Target,
 		overTransits: r.Transitions >= a.cfg.MaxTransitions,
 		autoReboot:   a.cfg.AutoReboot,
+		canRetry:     r.Source != "" && r.Attempts < a.cfg.MaxInstallAttempts,
 	}
 	if bs, err := a.deps.Scheme.State(); err == nil && r.Target != "" {
 		sit.targetArmed = bs.Slots[r.Target].Trial && bs.Primary() == r.Target
@@ -375,6 +397,9 @@ func (a *Agent) Resume(ctx context.Context) (Record, error) {
 		return r, a.rollback(ctx, &r, StateRolledBack, reason)
 	case actReboot:
 		return r, a.reboot(ctx, &r)
+	case actResumeInstall:
+		err := a.install(ctx, &r, reason, true)
+		return r, err
 	case actVerify:
 		// Persisted even when already verifying: Boots and Transitions
 		// must survive the next crash.

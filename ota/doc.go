@@ -14,6 +14,11 @@
 //	                                                      ▼
 //	                                                  committed
 //
+// A crash or power cut in downloading or installing (before the target is
+// armed) makes the next Resume install again (up to MaxInstallAttempts),
+// keeping the chunks the target already holds and downloading only the
+// rest with an HTTP Range request.
+//
 // committed, rolled-back and failed are terminal: the record stays for
 // clients to read until the next Install. Every transition is stored
 // before the work of the new state starts (and the AfterPersist hook runs),

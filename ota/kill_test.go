@@ -256,13 +256,15 @@ func scenarios() []scenario {
 		}
 		out = append(out,
 			s("no kill", "", false, happyChain, "committed", "B"),
-			s("", "downloading", true, st("downloading", "failed"), "failed", "A"),
-			s("", "downloading", false, st("downloading", "failed"), "failed", "A"),
-			s("", "installing", true, st("downloading", "installing", "failed"), "failed", "A"),
-			s("", "installing", false, st("downloading", "installing", "failed"), "failed", "A"),
-			s("", "install:marked-bad", true, st("downloading", "installing", "failed"), "failed", "A"),
-			s("", "install:written", true, st("downloading", "installing", "failed"), "failed", "A"),
-			s("", "install:written", false, st("downloading", "installing", "failed"), "failed", "A"),
+			// A kill before the target is armed: the next start installs again,
+			// keeping the chunks the target already holds.
+			s("", "downloading", true, st("downloading", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "downloading", false, st("downloading", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "installing", true, st("downloading", "installing", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "installing", false, st("downloading", "installing", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "install:marked-bad", true, st("downloading", "installing", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "install:written", true, st("downloading", "installing", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
+			s("", "install:written", false, st("downloading", "installing", "downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
 			s("", "install:armed", true, st("downloading", "installing", "verifying", "committed"), "committed", "B"),
 			s("", "install:armed", false, st("downloading", "installing", "installed", "rebooting", "verifying", "committed"), "committed", "B"),
 			s("", "installed", true, st("downloading", "installing", "installed", "verifying", "committed"), "committed", "B"),
@@ -286,6 +288,9 @@ func scenarios() []scenario {
 		killRB.name, killRB.killAt, killRB.powerCut = bl+"/unhealthy/powercut@rolled-back", "rolled-back", true
 		out = append(out, unhealthy, killRB)
 	}
+	// Killed while writing at every attempt: the attempts cap (3) ends it.
+	out = append(out, scenario{name: "grub/install-attempts-cap", bootloader: "grub", killAt: "installing", killEvery: true, powerCut: true,
+		wantChain: []ota.State{"downloading", "installing", "downloading", "installing", "downloading", "installing", "failed"}, wantState: "failed", wantBooted: "A"})
 	// Reboot loop: the new slot dies during every verification (a watchdog
 	// reset), U-Boot would allow 9 attempts, the agent's cap (3) wins.
 	out = append(out, scenario{name: "uboot/boot-loop-cap", bootloader: "uboot", attempts: 9, killAt: "verifying", killEvery: true, powerCut: true,

@@ -49,11 +49,14 @@ type Record struct {
 	Boots int `json:"boots"`
 	// Transitions counts the records written for this update (the state
 	// loop cap).
-	Transitions int       `json:"transitions"`
-	Reason      string    `json:"reason,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Started     time.Time `json:"started,omitzero"`
-	Updated     time.Time `json:"updated,omitzero"`
+	Transitions int `json:"transitions"`
+	// Attempts counts install attempts (the first and the resumptions
+	// after a crash or power cut).
+	Attempts int       `json:"attempts,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Updated  time.Time `json:"updated,omitzero"`
 }
 
 // Transition is one entry of the history.
@@ -73,20 +76,22 @@ type situation struct {
 	overBoots    bool // Boots has reached the cap
 	overTransits bool // Transitions has reached the cap
 	autoReboot   bool // Config.AutoReboot
+	canRetry     bool // the install may be attempted again (Attempts below the cap)
 }
 
 // action is what Resume does in a situation.
 type action int
 
 const (
-	actNone         action = iota // stay (terminal, or waiting)
-	actFail                       // → failed, target marked bad
-	actFailRollback               // → failed, and roll back if on the target
-	actInstalled                  // → installed (writes had completed)
-	actVerify                     // → verifying, then health checks
-	actRolledBack                 // → rolled-back (the bootloader fell back)
-	actRollback                   // mark target bad and reboot to previous
-	actReboot                     // issue the reboot again
+	actNone          action = iota // stay (terminal, or waiting)
+	actFail                        // → failed, target marked bad
+	actFailRollback                // → failed, and roll back if on the target
+	actInstalled                   // → installed (writes had completed)
+	actVerify                      // → verifying, then health checks
+	actRolledBack                  // → rolled-back (the bootloader fell back)
+	actRollback                    // mark target bad and reboot to previous
+	actReboot                      // issue the reboot again
+	actResumeInstall               // install again, keeping what the target holds
 )
 
 // recoveryRule is one row of the recovery table.
@@ -111,15 +116,19 @@ var recovery = []recoveryRule{
 	{StateRolledBack, always, actNone, "update rolled back"},
 	{StateFailed, always, actNone, "update failed"},
 
+	{StateDownloading, func(s situation) bool { return s.canRetry }, actResumeInstall,
+		"interrupted while fetching the manifest (nothing written): starting the install again"},
 	{StateDownloading, always, actFail,
-		"interrupted while fetching the manifest: nothing was written, the target is untouched"},
+		"interrupted while fetching the manifest too often: nothing was written, the target is untouched"},
 
 	{StateInstalling, func(s situation) bool { return s.onTarget }, actVerify,
 		"the target was armed and booted before the installed state was recorded"},
 	{StateInstalling, func(s situation) bool { return s.targetArmed }, actInstalled,
 		"all writes had completed and the target was armed before the restart"},
+	{StateInstalling, func(s situation) bool { return s.canRetry }, actResumeInstall,
+		"interrupted while writing: resuming from the first chunk the target lacks"},
 	{StateInstalling, always, actFail,
-		"interrupted while writing: the target stays marked bad"},
+		"interrupted while writing too often: the target stays marked bad"},
 
 	{StateInstalled, func(s situation) bool { return s.onTarget }, actVerify,
 		"the device rebooted into the new slot before the agent asked for it"},
