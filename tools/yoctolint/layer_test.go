@@ -370,3 +370,51 @@ func walkValue(dec *json.Decoder) error {
 	}
 	return nil
 }
+
+// TestImageContents: the image installs every package of the kanto recipe
+// (through packagegroup-kanto) and the board config, and its boot partition
+// lists exactly the files kanto-bootfiles deploys.
+func TestImageContents(t *testing.T) {
+	kanto := recipe(t, "kanto")
+	pg := strings.Fields(recipe(t, "packagegroup-kanto").Get("RDEPENDS:${PN}"))
+	for _, p := range append(kanto.Words("PACKAGE_BEFORE_PN"), "kanto") {
+		if !contains(pg, p) {
+			t.Errorf("packagegroup-kanto does not install %s", p)
+		}
+	}
+	for _, p := range []string{"mosquitto", "virtual-containerd"} {
+		if !contains(pg, p) {
+			t.Errorf("packagegroup-kanto does not install %s", p)
+		}
+	}
+	img := recipe(t, "kanto-image")
+	install := img.Words("IMAGE_INSTALL")
+	for _, p := range []string{"packagegroup-kanto", "kanto-boot-config", "kernel-image"} {
+		if !contains(install, p) {
+			t.Errorf("kanto-image IMAGE_INSTALL lacks %s", p)
+		}
+	}
+	bootfiles := recipe(t, "kanto-bootfiles")
+	deploy := ""
+	for _, fn := range bootfiles.Main.Funcs {
+		if fn.Name == "do_deploy" {
+			deploy = fn.Body
+		}
+	}
+	for override, v := range img.Matching("IMAGE_BOOT_FILES") {
+		checkBootFiles(t, "IMAGE_BOOT_FILES"+suffix(override), v, deploy)
+	}
+	for override, v := range img.Matching("IMAGE_EFI_BOOT_FILES") {
+		checkBootFiles(t, "IMAGE_EFI_BOOT_FILES"+suffix(override), v, deploy)
+	}
+}
+
+func checkBootFiles(t *testing.T, name, value, deploy string) {
+	t.Helper()
+	for _, e := range strings.Fields(value) {
+		src, _, _ := strings.Cut(e, ";")
+		if !strings.Contains(deploy, " "+src+" ") && !strings.Contains(deploy, " "+src+";") {
+			t.Errorf("%s takes %s from the deploy directory, kanto-bootfiles does not deploy it", name, src)
+		}
+	}
+}
