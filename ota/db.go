@@ -43,26 +43,41 @@ var migrations = []migration{
 	}},
 }
 
-// db is the agent's bbolt store.
-type db struct{ b *bolt.DB }
+// db is the agent's bbolt store. It is opened for each operation and
+// closed right after, so that several processes (the agent daemon and the
+// kanto fw CLI) can share it; bbolt's file lock serializes them.
+type db struct {
+	path string
+	b    *bolt.DB // set only inside with
+}
 
 func openDB(path string) (*db, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	d := &db{path: path}
+	err := d.with(func() error { return d.migrate(migrations) })
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	d := &db{b: b}
-	if err := d.migrate(migrations); err != nil {
-		b.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *db) close() error { return d.b.Close() }
+// with opens the database, runs fn and closes it.
+func (d *db) with(fn func() error) error {
+	b, err := bolt.Open(d.path, 0o600, &bolt.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", d.path, err)
+	}
+	d.b = b
+	defer func() {
+		d.b = nil
+		b.Close()
+	}()
+	return fn()
+}
+
+func (d *db) close() error { return nil }
 
 func (d *db) schema() (uint64, error) {
 	var v uint64
@@ -106,12 +121,14 @@ func (d *db) migrate(ms []migration) error {
 // load returns the current record (a zero Record in StateIdle if none).
 func (d *db) load() (Record, error) {
 	r := Record{State: StateIdle}
-	err := d.b.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketRoot).Get(keyCurrent)
-		if raw == nil {
-			return nil
-		}
-		return json.Unmarshal(raw, &r)
+	err := d.with(func() error {
+		return d.b.View(func(tx *bolt.Tx) error {
+			raw := tx.Bucket(bucketRoot).Get(keyCurrent)
+			if raw == nil {
+				return nil
+			}
+			return json.Unmarshal(raw, &r)
+		})
 	})
 	return r, err
 }
@@ -119,6 +136,10 @@ func (d *db) load() (Record, error) {
 // store writes r as the current record and appends the transition to the
 // history, in one transaction.
 func (d *db) store(r Record, t Transition) error {
+	return d.with(func() error { return d.storeTx(r, t) })
+}
+
+func (d *db) storeTx(r Record, t Transition) error {
 	return d.b.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketRoot)
 		data, err := json.Marshal(r)
@@ -151,16 +172,18 @@ func (d *db) store(r Record, t Transition) error {
 // history returns the transitions of transaction tx (all if tx is "").
 func (d *db) history(txID string) ([]Transition, error) {
 	var out []Transition
-	err := d.b.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRoot).Bucket(bucketHistory).ForEach(func(_, v []byte) error {
-			var t Transition
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
-			if txID == "" || t.Transaction == txID {
-				out = append(out, t)
-			}
-			return nil
+	err := d.with(func() error {
+		return d.b.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRoot).Bucket(bucketHistory).ForEach(func(_, v []byte) error {
+				var t Transition
+				if err := json.Unmarshal(v, &t); err != nil {
+					return err
+				}
+				if txID == "" || t.Transaction == txID {
+					out = append(out, t)
+				}
+				return nil
+			})
 		})
 	})
 	return out, err
@@ -169,13 +192,15 @@ func (d *db) history(txID string) ([]Transition, error) {
 // markBoot records id as the last boot seen and reports whether it is new.
 func (d *db) markBoot(id string) (bool, error) {
 	first := false
-	err := d.b.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketRoot)
-		if string(root.Get(keyLastBoot)) == id {
-			return nil
-		}
-		first = true
-		return root.Put(keyLastBoot, []byte(id))
+	err := d.with(func() error {
+		return d.b.Update(func(tx *bolt.Tx) error {
+			root := tx.Bucket(bucketRoot)
+			if string(root.Get(keyLastBoot)) == id {
+				return nil
+			}
+			first = true
+			return root.Put(keyLastBoot, []byte(id))
+		})
 	})
 	return first, err
 }

@@ -16,14 +16,18 @@ func TestMigration1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.close()
-	if v, _ := d.schema(); v != uint64(len(migrations)) {
+	var v uint64
+	d.with(func() (err error) { v, err = d.schema(); return err })
+	if v != uint64(len(migrations)) {
 		t.Fatalf("schema %d", v)
 	}
-	err = d.b.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRoot) == nil || tx.Bucket(bucketRoot).Bucket(bucketHistory) == nil {
-			return errors.New("v1/history missing")
-		}
-		return nil
+	err = d.with(func() error {
+		return d.b.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketRoot) == nil || tx.Bucket(bucketRoot).Bucket(bucketHistory) == nil {
+				return errors.New("v1/history missing")
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +51,10 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.b.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchema, binary.BigEndian.AppendUint64(nil, 99))
+	d.with(func() error {
+		return d.b.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keySchema, binary.BigEndian.AppendUint64(nil, 99))
+		})
 	})
 	d.close()
 	if _, err := openDB(path); !errors.Is(err, ErrSchemaTooNew) {
@@ -70,5 +76,26 @@ func TestHistoryIsBounded(t *testing.T) {
 	h, _ := d.history("")
 	if len(h) != 200 {
 		t.Fatalf("%d transitions kept", len(h))
+	}
+}
+
+// TestSharedByProcesses: the database is not held open between operations,
+// so the CLI can read it while the agent daemon runs.
+func TestSharedByProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ota.db")
+	a, err := openDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := openDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store(Record{State: StateInstalled, Transaction: "x"}, Transition{Transaction: "x", To: StateInstalled}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.load()
+	if err != nil || r.State != StateInstalled {
+		t.Fatalf("%+v %v", r, err)
 	}
 }

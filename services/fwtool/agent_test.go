@@ -143,6 +143,10 @@ func TestAgentMQTTAPI(t *testing.T) {
 	stop = startAgent(t, p, broker.URL())
 	defer stop()
 	waitStatus("committed")
+	// The CLI reads the agent's database while the daemon runs.
+	if r := run(t, FwMain, "status", "--slots", p("slots.json"), "--json", "--boot-id-file", p("bootid")); r.code != 0 || !strings.Contains(r.stdout, `"state": "committed"`) {
+		t.Fatalf("fw status while the agent runs: %+v", r)
+	}
 	req, _ = json.Marshal(request{CorrelationID: "c-2"})
 	must(c.Publish(ctx, mqtt.Message{Topic: DefaultTopicPrefix + "/request/commit", Payload: req, QoS: 1}))
 	select {
