@@ -13,7 +13,10 @@
 //  6. record version and hashes, then arm the target (one atomic write).
 //
 // A failure or power cut before 6 leaves the target marked bad, so the
-// bootloader never picks a half-written slot.
+// bootloader never picks a half-written slot. Options.Resume continues such
+// an installation: the chunks the target already holds are checked against
+// the signed chunk hashes and kept, and the source skips to the first
+// missing chunk (an HTTP Range request), so nothing is downloaded twice.
 package install
 
 import (
