@@ -89,7 +89,12 @@ func (c *Client) Run(ctx, waitCtx context.Context, s RunSpec) (uint32, <-chan Ex
 		return 0, nil, err
 	}
 	if !c.HasSnapshot(ctx, ctr.ID) {
-		return 0, nil, fmt.Errorf("snapshot for container with ID = %s does not exist", ctr.ID)
+		// Lost (e.g. removed by hand): start from a fresh copy of the image
+		// rather than refusing, as upstream does.
+		c.log.Warn("snapshot missing, preparing a new one", "id", ctr.ID)
+		if err := c.PrepareSnapshot(ctx, ctr.ID, img); err != nil {
+			return 0, nil, fmt.Errorf("snapshot for container with ID = %s does not exist: %w", ctr.ID, err)
+		}
 	}
 	opts, err := c.specOpts(img, s)
 	if err != nil {

@@ -144,10 +144,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { serveErr <- srv.Serve(lis) }()
 
 	if cfg.Deployment.Enable {
-		if err := Deploy(ctx, m, cfg.Deployment, log.With("component", "deployment")); err != nil {
+		if err := checkDeployDir(cfg.Deployment.CtrDir); err != nil {
 			srv.Stop()
 			return err
 		}
+		// Owned by Run: stops between descriptors once ctx ends; Run waits.
+		deployed := make(chan struct{})
+		go func() {
+			defer close(deployed)
+			if err := Deploy(ctx, m, cfg.Deployment, log.With("component", "deployment")); err != nil {
+				log.Error("deployment", "err", err)
+			}
+		}()
+		defer func() { <-deployed }()
 	}
 	if cfg.Things.Enable {
 		stopThings := startThings(ctx, cfg, m, rt, log.With("component", "things"))

@@ -20,15 +20,11 @@ import (
 // container_name is named after its file (without .json), so restarts never
 // duplicate it. Containers absent from the folder are left alone.
 func Deploy(ctx context.Context, m *mgr.Manager, cfg DeployConfig, log *slog.Logger) error {
-	st, err := os.Stat(cfg.CtrDir)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(cfg.CtrDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
+	if err := checkDeployDir(cfg.CtrDir); err != nil {
 		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("deployment directory %s is not a directory", cfg.CtrDir)
 	}
 	marker := filepath.Join(cfg.HomeDir, "deployment")
 	if cfg.Mode == "init" {
@@ -40,7 +36,7 @@ func Deploy(ctx context.Context, m *mgr.Manager, cfg DeployConfig, log *slog.Log
 		log.Warn("unknown deployment mode, using update", "mode", cfg.Mode)
 	}
 	var files []string
-	err = filepath.WalkDir(cfg.CtrDir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(cfg.CtrDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -54,12 +50,32 @@ func Deploy(ctx context.Context, m *mgr.Manager, cfg DeployConfig, log *slog.Log
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		if err := deployOne(ctx, m, f, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down; the next start carries on
+		}
+		// An operation once begun is finished even if shutdown starts.
+		if err := deployOne(context.WithoutCancel(ctx), m, f, log); err != nil {
 			log.Error("deployment descriptor", "file", f, "err", err)
 		}
 	}
 	if err := os.MkdirAll(cfg.HomeDir, 0o755); err == nil {
 		_ = os.WriteFile(marker, nil, 0o644)
+	}
+	return nil
+}
+
+// checkDeployDir fails for a path that exists but is not a directory,
+// which (as upstream) aborts the daemon start.
+func checkDeployDir(dir string) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("deployment directory %s is not a directory", dir)
 	}
 	return nil
 }

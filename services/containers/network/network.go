@@ -129,9 +129,16 @@ func (m *Manager) Setup(ctx context.Context, c *model.Container) (*Attachment, e
 	if err != nil {
 		return nil, fmt.Errorf("create netns: %w: %w", err, ErrNetwork)
 	}
-	res, err := m.cni.Setup(ctx, c.ID, ns.GetPath(), gocni.WithCapabilityPortMap(portMaps(c)))
+	pm := gocni.WithCapabilityPortMap(portMaps(c))
+	res, err := m.cni.Setup(ctx, c.ID, ns.GetPath(), pm)
 	if err != nil {
-		_ = m.cni.Remove(ctx, c.ID, ns.GetPath(), gocni.WithCapabilityPortMap(portMaps(c)))
+		// A run that died half-way (crash, cancelled start) may have left an
+		// address lease or rules for this id: clean up and try once more.
+		_ = m.cni.Remove(context.WithoutCancel(ctx), c.ID, ns.GetPath(), pm)
+		res, err = m.cni.Setup(ctx, c.ID, ns.GetPath(), pm)
+	}
+	if err != nil {
+		_ = m.cni.Remove(context.WithoutCancel(ctx), c.ID, ns.GetPath(), pm)
 		_ = ns.Remove()
 		return nil, fmt.Errorf("cni setup: %w: %w", err, ErrNetwork)
 	}
