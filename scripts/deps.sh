@@ -12,6 +12,7 @@ DEBS=(
   libubootenv-tool grub-common           # fw_printenv/fw_setenv, grub-editenv
   bc time                                # bench/fw-install.sh (ratios, peak RSS)
   u-boot-tools                           # mkenvimage, mkimage (Yocto layer boot files)
+  qemu-system-arm u-boot-qemu            # the layer's U-Boot A/B script in real U-Boot (qemu_arm64)
   grub-efi-amd64-bin ovmf qemu-system-x86 qemu-utils  # A/B image boot tests
   linux-image-amd64 mtools dosfstools e2fsprogs gdisk cpio
   openssl ca-certificates git make gcc
