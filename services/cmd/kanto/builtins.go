@@ -11,6 +11,7 @@ import (
 	"github.com/kantofw/kanto/services/imagetool"
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/softwareupdate"
+	"github.com/kantofw/kanto/services/twins"
 	"github.com/kantofw/kanto/services/updatemanager"
 )
 
@@ -35,4 +36,5 @@ var commands = map[string]command{
 	"update-manager":           {main: updatemanager.Main, summary: "orchestrate desired states across domain agents (Kanto update-manager)"},
 	"file-upload":              {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
 	"suite-connector":          {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
+	"local-digital-twins":      {main: twins.Main, summary: "keep digital twins on the device and sync them with the cloud (Kanto local-digital-twins)"},
 }

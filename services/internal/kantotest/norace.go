@@ -1,0 +1,5 @@
+//go:build !race
+
+package kantotest
+
+const raceEnabled = false

@@ -1,0 +1,239 @@
+package twins
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/kantofw/kanto/services/internal/buffer"
+	"github.com/kantofw/kanto/services/internal/ditto"
+	"github.com/kantofw/kanto/services/internal/hono"
+	"github.com/kantofw/kanto/services/internal/mqtt"
+)
+
+// onLocal takes an event, telemetry message or command response of a local
+// app. Twin commands are applied to the local twins; everything else goes
+// to the offline buffer. Every message is acknowledged in arrival order,
+// and only once it is handled or on disk.
+func (s *Service) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
+	if c, err := hono.ParseCommand(m.Topic); err == nil && c.Response {
+		env, err := ditto.Parse(m.Payload)
+		if err != nil || !s.corr.Take(env.Headers.CorrelationID()) {
+			s.log.Debug("command response dropped: no pending command with this correlation id", "topic", m.Topic)
+			s.intake.Put(ctx, nil, ack)
+			return
+		}
+		s.buffer(ctx, m, ack)
+		return
+	}
+	if d := hono.ParseData(m.Topic); d.Kind == hono.Event {
+		if env, err := ditto.Parse(m.Payload); err == nil {
+			if t, err := ditto.ParseTopic(env.Topic); err == nil && t.Group == "things" && t.Channel == "twin" && t.Criterion == "commands" {
+				if s.handleTwin(ctx, env, t) {
+					s.intake.Put(ctx, nil, ack)
+					return
+				}
+			}
+		}
+	}
+	s.buffer(ctx, m, ack)
+}
+
+func (s *Service) buffer(ctx context.Context, m mqtt.Message, ack func()) {
+	qos := min(m.QoS, 1)
+	if qos == 0 && !s.online.Load() {
+		s.log.Debug("QoS 0 message dropped while the hub is offline", "topic", m.Topic)
+		s.intake.Put(ctx, nil, ack)
+		return
+	}
+	s.intake.Put(ctx, &buffer.Entry{Topic: m.Topic, QoS: qos, Payload: m.Payload}, ack)
+}
+
+// handleTwin applies a local twin command. It returns false for commands
+// that are not applied locally (unsupported paths or actions): those go to
+// the cloud unchanged, through the buffer.
+func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.Topic) bool {
+	log := s.log.With("thing", t.ThingID(), "action", t.Action, "path", env.Path, "correlation-id", env.Headers.CorrelationID())
+	if t.Namespace == "_" && t.Name == "_" {
+		if t.Action != "retrieve" || env.Path != "/" {
+			return false
+		}
+		s.retrieveMany(ctx, env, t)
+		return true
+	}
+	if _, _, err := ditto.SplitID(t.ThingID()); err != nil {
+		log.Warn("twin command dropped: invalid thing id", "err", err)
+		return true
+	}
+	tgt := parsePath(env.Path)
+	switch tgt.scope {
+	case scopeUnknown:
+		log.Warn("twin command dropped: unknown path")
+		return true
+	case scopeUnsupported:
+		log.Debug("twin command not applied locally; forwarded")
+		return false
+	}
+	c := &command{env: env, topic: t, thingID: t.ThingID(), tgt: tgt}
+	s.mu.Lock()
+	var res result
+	now := s.o.Now()
+	err := s.things.update(c.thingID, func(cur *record) (*record, bool, error) {
+		res = apply(cur, c, now, s.s.AutoProvisioning)
+		if res.remove {
+			return nil, true, nil
+		}
+		if res.write {
+			return res.rec, false, nil
+		}
+		return nil, false, nil
+	})
+	s.mu.Unlock()
+	if res.status == 0 && res.err == nil {
+		log.Debug("twin command not applied locally; forwarded")
+		return false
+	}
+	if err != nil {
+		log.Error("twin command failed", "err", err)
+		res = fail(errUnknown("Thing storage failed", err))
+	}
+	if res.provisioned {
+		s.publishEvent(ctx, provisionedEvent(env, t, res.rec))
+	}
+	if res.err != nil {
+		log.Debug("twin command failed", "err", res.err.Error, "status", res.err.Status)
+		if env.Headers.ResponseRequired() {
+			s.publishLocal(ctx, c.thingID, errorEnvelope(env, t, res.err), "errors-response")
+		}
+	} else {
+		if env.Headers.ResponseRequired() {
+			s.publishLocal(ctx, c.thingID, responseEnvelope(env, res), t.Action+"-response")
+		}
+		if res.event != "" {
+			s.publishEvent(ctx, eventEnvelope(env, t, res))
+		}
+	}
+	if res.invalid {
+		return true // upstream: an unparsable value is not forwarded
+	}
+	s.forward(ctx, c, res)
+	return true
+}
+
+// forward sends a handled twin command to the cloud when it is connected
+// and marks the change synchronised once the cloud acknowledged it. While
+// offline nothing is sent: the change stays marked and the next sync sends
+// the resulting state.
+func (s *Service) forward(ctx context.Context, c *command, res result) {
+	s.hubMu.Lock()
+	hub := s.hub
+	s.hubMu.Unlock()
+	if hub == nil || !s.online.Load() {
+		return
+	}
+	env := *c.env
+	if c.topic.Action == "retrieve" {
+		// Already answered locally.
+		env.Headers = withHeader(env.Headers, "response-required", false)
+	}
+	payload, _ := json.Marshal(&env)
+	pctx, cancel := context.WithTimeout(ctx, s.o.Env.PublishAckTimeout)
+	defer cancel()
+	if err := hub.Publish(pctx, mqtt.Message{Topic: s.cloudTopic(c.thingID), Payload: payload, QoS: 1}); err != nil {
+		s.log.Debug("twin command not forwarded; synchronised later", "err", err)
+		return
+	}
+	if res.err != nil || !res.write && !res.remove {
+		return
+	}
+	switch {
+	case res.remove:
+		_ = s.things.clearTombstone(c.thingID)
+	case c.tgt.scope == scopeThing:
+		_ = s.things.synced(c.thingID, res.rec.Revision, true)
+		_ = s.things.deletionsSynced(c.thingID, res.rec.Revision, keys(res.rec.Deleted))
+	case c.tgt.scope == scopeFeatures:
+		fs, _ := res.rec.features()
+		_ = s.things.synced(c.thingID, res.rec.Revision, false, keys(fs)...)
+		_ = s.things.deletionsSynced(c.thingID, res.rec.Revision, keys(res.rec.Deleted))
+	default:
+		_ = s.things.synced(c.thingID, res.rec.Revision, false, c.tgt.feature)
+		_ = s.things.deletionsSynced(c.thingID, res.rec.Revision, []string{c.tgt.feature})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// cloudTopic is the hub topic of a twin message about thing id: the
+// device's own event topic or the gateway form for other things (Hono's
+// event/<tenant>/<device>, equal to upstream's e and e/<tenant>/<id>).
+func (s *Service) cloudTopic(thingID string) string {
+	return "event/" + s.s.TenantID + "/" + thingID
+}
+
+// localTopic is where local apps get twin responses and events: upstream's
+// command///req//<action> for the device, command//<id>/req//<action>
+// for other things.
+func (s *Service) localTopic(thingID, action string) string {
+	if thingID == s.s.DeviceID {
+		return "command///req//" + action
+	}
+	return "command//" + thingID + "/req//" + action
+}
+
+func (s *Service) publishLocal(ctx context.Context, thingID string, env *ditto.Envelope, action string) {
+	data, err := json.Marshal(env)
+	if err != nil {
+		s.log.Error("response not encoded", "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.out.Publish(pctx, mqtt.Message{Topic: s.localTopic(thingID, action), Payload: data, QoS: 1}); err != nil {
+		s.log.Warn("local publish failed", "topic", s.localTopic(thingID, action), "err", err)
+	}
+}
+
+func (s *Service) publishEvent(ctx context.Context, env *ditto.Envelope) {
+	t, _ := ditto.ParseTopic(env.Topic)
+	s.publishLocal(ctx, t.ThingID(), env, t.Action)
+}
+
+// onCommand takes a command from the hub: answers to the sync's own
+// retrieves are consumed; everything else goes to local apps on its topic
+// and the short form.
+func (s *Service) onCommand(ctx context.Context, m mqtt.Message) {
+	env, err := ditto.Parse(m.Payload)
+	if err != nil {
+		s.log.Warn("command dropped: not a Ditto envelope", "topic", m.Topic, "err", err)
+		return
+	}
+	if s.takePending(env) {
+		return
+	}
+	cmd, err := hono.ParseCommand(m.Topic)
+	if err != nil || cmd.Response {
+		s.log.Warn("command dropped: not a command request", "topic", m.Topic)
+		return
+	}
+	timeout, ok := env.Headers.Timeout()
+	if !ok {
+		timeout = ditto.DefaultTimeout
+	}
+	if !ok || timeout > 0 {
+		s.corr.Add(env.Headers.CorrelationID(), timeout+5*time.Second)
+	}
+	for _, topic := range []string{m.Topic, cmd.ShortForm()} {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := s.cloud.Publish(pctx, mqtt.Message{Topic: topic, Payload: m.Payload, QoS: m.QoS}); err != nil {
+			s.log.Warn("command not delivered locally", "topic", topic, "err", err)
+		}
+		cancel()
+	}
+}

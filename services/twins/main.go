@@ -1,0 +1,77 @@
+package twins
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/kantofw/kanto/services/internal/cli"
+	"github.com/kantofw/kanto/services/internal/config"
+	"github.com/kantofw/kanto/services/internal/lifecycle"
+	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/uplink"
+)
+
+var errVersion = errors.New("version requested")
+
+// LoadSettings parses args as upstream: defaults, the JSON file of
+// -configFile, the provisioning file, then the flags given explicitly.
+func LoadSettings(env *cli.Env, args []string) (Settings, error) {
+	s := Defaults()
+	fs := cli.NewFlagSet(env, env.Name)
+	var configFile string
+	fs.StringVar(&configFile, "configFile", "", "JSON configuration file")
+	version := fs.Bool("version", false, "print the version and exit")
+	s.RegisterFlags(fs)
+	err := config.Load(fs, args, "configFile", &s)
+	switch {
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, config.ErrInvalid):
+		return s, err
+	case errors.Is(err, config.ErrNotFound):
+		fmt.Fprintf(env.Stderr, "warning: %v; using defaults and flags\n", err)
+	case err != nil:
+		return s, fmt.Errorf("%w: %w", err, cli.ErrUsage)
+	}
+	if *version {
+		return s, errVersion
+	}
+	if err := applyProvisioning(s.ProvisioningFile, &s); err != nil {
+		return s, err
+	}
+	// Flags given explicitly win over the provisioning file.
+	fs.Visit(func(f *flag.Flag) {
+		again := flag.NewFlagSet("", flag.ContinueOnError)
+		s.RegisterFlags(again)
+		if g := again.Lookup(f.Name); g != nil {
+			_ = g.Value.Set(f.Value.String())
+		}
+	})
+	return s, nil
+}
+
+// Main is `kanto local-digital-twins` (symlink local-digital-twins).
+func Main(ctx context.Context, env *cli.Env, args []string) error {
+	s, err := LoadSettings(env, args)
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(env.Stdout, "local-digital-twins (kanto)")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	e, err := uplink.ReadEnv(env.Getenv)
+	if err != nil {
+		return err
+	}
+	log, closer, err := logging.New(s.Config, "local-digital-twins", env.Stderr)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	log.Info("local digital twins starting", "localAddress", s.LocalAddress, "address", s.Address, "thingsDb", s.ThingsDB)
+	return New(Options{Settings: s, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
+}

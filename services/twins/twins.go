@@ -1,0 +1,343 @@
+// Package twins is local-digital-twins: a replacement of the suite
+// connector that keeps the device's digital twins locally (on bbolt), answers
+// twin commands of local apps itself, and synchronises with the cloud's
+// twins (Ditto through a Hono MQTT adapter) whenever the connection comes
+// back. Wire-compatible with Eclipse Kanto's local-digital-twins.
+//
+// Beyond upstream: telemetry, non-twin events and command responses towards
+// the cloud go through the same disk-persisted bounded buffer as the suite
+// connector (package buffer), so nothing published while offline is lost;
+// deleting a thing really deletes it (and the delete reaches the cloud on
+// the next sync); "connected" in edge/connection/remote/status means the
+// cloud is connected.
+//
+// Goroutines: Run owns the local clients' subscription goroutines (package
+// mqtt), the intake, the announcer and one hub session at a time; a hub
+// session owns its sender and its synchronisation. All end with Run's
+// context.
+package twins
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kantofw/kanto/services/internal/buffer"
+	"github.com/kantofw/kanto/services/internal/ditto"
+	"github.com/kantofw/kanto/services/internal/hono"
+	"github.com/kantofw/kanto/services/internal/lifecycle"
+	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/uplink"
+)
+
+// Options are what Run needs besides the context.
+type Options struct {
+	Settings Settings
+	Env      uplink.Env
+	Log      *slog.Logger
+	Notifier *lifecycle.Notifier
+	Now      func() time.Time
+	// SyncDelay is the wait after a hub connect before synchronising
+	// (upstream: 2 s).
+	SyncDelay time.Duration
+	// SyncTimeout bounds the wait for the cloud's answer to a desired
+	// properties retrieve; local changes go up after it either way.
+	SyncTimeout time.Duration
+}
+
+// Service is one local-digital-twins instance.
+type Service struct {
+	o      Options
+	s      Settings
+	log    *slog.Logger
+	things *thingStore
+	buf    *buffer.Buffer
+	intake *uplink.Intake
+	local  *mqtt.Client // "connector": status, LWT
+	cloud  *mqtt.Client // "cloud": local data in, responses and events out
+	out    publisher    // where twin responses and events go (s.cloud)
+	status *uplink.StatusPublisher
+	corr   uplink.Correlations
+
+	mu      sync.Mutex // serialises twin commands and sync writes
+	hubMu   sync.Mutex
+	hub     *mqtt.Client
+	online  atomic.Bool
+	pending map[string]chan *ditto.Envelope // sync retrieves by correlation id
+}
+
+// publisher sends a message locally; *mqtt.Client implements it.
+type publisher interface {
+	Publish(ctx context.Context, m mqtt.Message) error
+}
+
+var _ publisher = (*mqtt.Client)(nil)
+
+// New prepares a service; Run starts it.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Notifier == nil {
+		o.Notifier = lifecycle.NewNotifier(o.Log)
+	}
+	if o.SyncDelay == 0 {
+		o.SyncDelay = 2 * time.Second
+	}
+	if o.SyncTimeout == 0 {
+		o.SyncTimeout = 10 * time.Second
+	}
+	return &Service{o: o, s: o.Settings, log: o.Log, pending: map[string]chan *ditto.Envelope{}}
+}
+
+// Run runs until ctx ends; it returns nil on cancellation.
+func (s *Service) Run(ctx context.Context) error {
+	st := s.s
+	things, err := openStore(st.ThingsDB, st.DeviceID, s.o.Now)
+	if err != nil {
+		return fmt.Errorf("things database: %w", err)
+	}
+	s.things = things
+	defer things.close()
+	policy, _ := buffer.ParsePolicy(st.BufferOverflow)
+	buf, err := buffer.Open(st.BufferFile, st.BufferSize, policy)
+	if err != nil {
+		return fmt.Errorf("offline buffer: %w", err)
+	}
+	s.buf = buf
+	defer buf.Close()
+	s.intake = uplink.NewIntake(buf, s.log)
+
+	var localTLS *tls.Config
+	if mqtt.IsSecure(st.LocalAddress) {
+		localTLS, _, err = uplink.TLSConfig(st.LocalCACert, st.LocalCert, st.LocalKey, nil)
+		if err != nil {
+			return err
+		}
+	}
+	s.local = mqtt.New(mqtt.Options{
+		URL: st.LocalAddress, ClientID: s.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
+		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Will: uplink.Will(),
+		OnConnect: func() { go s.status.Republish(ctx) }, Log: s.log,
+	})
+	s.status = &uplink.StatusPublisher{Client: s.local, Now: s.o.Now}
+	s.cloud = mqtt.New(mqtt.Options{
+		URL: st.LocalAddress, ClientID: s.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
+		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Log: s.log,
+	})
+	s.out = s.cloud
+	defer s.cloud.Close()
+	defer s.local.Close()
+	data := slices.Concat(hono.EventFilters, hono.TelemetryFilters, hono.ResponseFilters)
+	if err := s.cloud.SubscribeDeferred(ctx, data, 1, s.onLocal); err != nil {
+		return err
+	}
+	if err := s.cloud.Subscribe(ctx, uplink.TopicThingRequest, 0, func(ctx context.Context, _ mqtt.Message) { s.announce(ctx) }); err != nil {
+		return err
+	}
+	s.log.Info("connecting to the local broker", "localAddress", st.LocalAddress)
+	for _, c := range []*mqtt.Client{s.local, s.cloud} {
+		if err := connectRetry(ctx, c, s.log); err != nil {
+			return nil // cancelled
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(2)
+	go func() { defer wg.Done(); s.intake.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.o.Env.AnnounceDelay):
+			s.announce(ctx)
+		}
+	}()
+	s.o.Notifier.Ready("local broker connected")
+	go s.o.Notifier.Watchdog(ctx, s.local.IsConnected)
+	defer s.o.Notifier.Stopping()
+	defer s.status.Send(context.WithoutCancel(ctx), uplink.CauseConnectionClosed)
+	s.hubLoop(ctx)
+	return nil
+}
+
+// connectRetry connects every 5 s until it works or ctx ends.
+func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error {
+	for {
+		err := cl.Connect(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("local broker not reachable, retrying in 5s", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// thingInfo is the payload of edge/thing/response.
+type thingInfo struct {
+	DeviceID string `json:"deviceId"`
+	TenantID string `json:"tenantId"`
+	PolicyID string `json:"policyId,omitempty"`
+}
+
+func (s *Service) announce(ctx context.Context) {
+	info, _ := json.Marshal(thingInfo{DeviceID: s.s.DeviceID, TenantID: s.s.TenantID, PolicyID: s.s.PolicyID})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.local.Publish(pctx, mqtt.Message{Topic: uplink.TopicThingReply, Payload: info, QoS: 1}); err != nil {
+		s.log.Warn("thing info not published", "err", err)
+	}
+}
+
+// hubLoop keeps a hub session up with upstream's backoff until ctx ends.
+func (s *Service) hubLoop(ctx context.Context) {
+	st := s.s
+	var tlsCfg *tls.Config
+	var leaf *x509.Certificate
+	var err error
+	if mqtt.IsSecure(st.Address) {
+		tlsCfg, leaf, err = uplink.TLSConfig(st.CACert, st.Cert, st.Key, nil)
+	}
+	if err != nil {
+		s.log.Error("hub connection cannot be created", "err", err)
+		s.status.Send(ctx, uplink.CauseConnectionError)
+		<-ctx.Done()
+		return
+	}
+	clientID := st.ClientID
+	if clientID == "" {
+		clientID = randomID()
+	}
+	opts := mqtt.Options{URL: st.Address, ClientID: clientID, CleanSession: false, TLS: tlsCfg, Log: s.log}
+	if leaf == nil {
+		opts.Username, opts.Password = st.Username, st.Password
+		if opts.Username == "" && st.AuthID != "" {
+			opts.Username = hono.Username(st.AuthID, st.TenantID)
+		}
+	}
+	s.log.Info("connecting to the hub", "address", st.Address, "deviceId", st.DeviceID, "tenantId", st.TenantID, "clientId", clientID)
+	bo := &uplink.Backoff{Env: s.o.Env}
+	sender := &uplink.Sender{Buf: s.buf, Route: s.route, Log: s.log}
+	authFails := 0
+	for {
+		lost := make(chan error, 1)
+		opts.OnConnectionLost = func(err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		}
+		hub := mqtt.New(opts)
+		_ = hub.Subscribe(ctx, hono.RequestFilter, 0, s.onCommand)
+		err := hub.Connect(ctx)
+		if ctx.Err() != nil {
+			hub.Close()
+			return
+		}
+		if err == nil {
+			authFails = 0
+			bo.Reset()
+			err = s.session(ctx, hub, sender, lost)
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("hub connection lost", "err", err)
+			s.o.Notifier.Status("hub disconnected")
+		} else {
+			s.log.Warn("hub connect failed", "err", err)
+			hub.Close()
+		}
+		s.status.Send(ctx, uplink.CauseOf(err))
+		if errors.Is(err, mqtt.ErrNotAuthenticated) || errors.Is(err, mqtt.ErrNotAuthorized) {
+			authFails++
+			if authFails >= s.o.Env.AuthRetries {
+				// Unlike upstream (which gives up at once) keep trying, with
+				// the longest backoff: a maintenance window of the cloud must
+				// not leave the device offline for good.
+				s.log.Error("hub refused the credentials", "attempts", authFails, "err", err)
+			}
+		}
+		wait := bo.Next()
+		s.log.Info("reconnecting to the hub", "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session runs one hub connection: status, sender and sync.
+func (s *Service) session(ctx context.Context, hub *mqtt.Client, sender *uplink.Sender, lost <-chan error) error {
+	s.hubMu.Lock()
+	s.hub = hub
+	s.hubMu.Unlock()
+	s.online.Store(true)
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		s.online.Store(false)
+		cancel()
+		wg.Wait()
+		s.hubMu.Lock()
+		s.hub = nil
+		s.hubMu.Unlock()
+		hub.Close()
+		s.corr.Clear()
+		s.forgetPending()
+	}()
+	s.status.Send(ctx, "")
+	s.announce(ctx)
+	s.log.Info("hub connected", "address", s.s.Address)
+	s.o.Notifier.Status("hub connected")
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-sctx.Done():
+			return
+		case <-time.After(s.o.SyncDelay):
+		}
+		if err := s.synchronize(sctx, hub); err != nil && sctx.Err() == nil {
+			s.log.Warn("synchronisation incomplete; retried on the next connect", "err", err)
+		}
+	}()
+	return sender.Send(sctx, hub, lost)
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// route maps a buffered message to the hub: telemetry and events to
+// Hono's normalised topics (as the suite connector), responses to
+// command//<dev>/res/…, forwarded twin commands as they were stored.
+func (s *Service) route(e *buffer.Entry) ([]mqtt.Message, error) {
+	if c, err := hono.ParseCommand(e.Topic); err == nil && c.Response {
+		c.Short, c.Tenant = false, ""
+		return []mqtt.Message{{Topic: c.Long(), Payload: e.Payload, QoS: e.QoS}}, nil
+	}
+	return []mqtt.Message{{Topic: hono.ParseData(e.Topic).CloudTopic(s.s.TenantID, s.s.DeviceID), Payload: e.Payload, QoS: e.QoS}}, nil
+}
