@@ -143,8 +143,8 @@ func prepare(ctx context.Context, src Source, opts CreateOptions, pc *progressCo
 		case CompressionGzip:
 			zw = gzip.NewWriter(tmp)
 		case CompressionZstd:
-			// An 8 MiB window bounds the device's decoder memory.
-			zw, err = zstd.NewWriter(tmp, zstd.WithWindowSize(8<<20), zstd.WithEncoderConcurrency(1))
+			// A 4 MiB window bounds the device's decoder memory.
+			zw, err = zstd.NewWriter(tmp, zstd.WithWindowSize(4<<20), zstd.WithEncoderConcurrency(1))
 			if err != nil {
 				tmp.Close()
 				return nil, "", cleanup, err
