@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"github.com/kantofw/kanto/board"
 	"github.com/kantofw/kanto/firmware/bundle"
 	"github.com/kantofw/kanto/firmware/slot"
 	"github.com/kantofw/kanto/ota"
@@ -32,13 +32,15 @@ type Config struct {
 	Keyring     string `json:"keyring"`
 	StateDir    string `json:"stateDir"` // ota.db, agent.db and downloads
 	BaseVersion string `json:"baseVersion"`
+	BoardHooks  string `json:"boardHooks"`
 	logging.Config
 }
 
 // Defaults are the packaged defaults.
 func Defaults() Config {
 	return Config{Broker: "tcp://localhost:1883", Domain: "firmware", Slots: "/etc/kanto/slots.json",
-		Keyring: "/etc/kanto/keyring.pem", StateDir: "/var/lib/kanto-fw", BaseVersion: "0", Config: logging.Defaults("")}
+		Keyring: "/etc/kanto/keyring.pem", StateDir: "/var/lib/kanto-fw", BaseVersion: "0",
+		BoardHooks: "/etc/kanto/board.d", Config: logging.Defaults("")}
 }
 
 // Deps are injected by main or tests.
@@ -61,6 +63,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	fs.StringVar(&cfg.Keyring, "keyring", cfg.Keyring, "bundle keyring (PEM)")
 	fs.StringVar(&cfg.StateDir, "stateDir", cfg.StateDir, "persistent state folder")
 	fs.StringVar(&cfg.BaseVersion, "baseVersion", cfg.BaseVersion, "version of a slot without a recorded version")
+	fs.StringVar(&cfg.BoardHooks, "boardHooks", cfg.BoardHooks, "board hook executables (reboot)")
 	cfg.Config.RegisterFlags(fs)
 	err := config.Load(fs, args, "configFile", &cfg)
 	switch {
@@ -78,15 +81,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	defer closer.Close()
 	// No health checks are wired here yet: the image's init or the board
 	// package adds them; without checks a booted slot is committed.
-	return Run(ctx, cfg, Deps{Log: log, Rebooter: sysReboot{}})
-}
-
-// sysReboot is reboot(2), used until a board package provides the hook.
-type sysReboot struct{}
-
-func (sysReboot) Reboot(context.Context) error {
-	syscall.Sync()
-	return syscall.Reboot(syscall.LINUX_REBOOT_CMD_RESTART)
+	return Run(ctx, cfg, Deps{Log: log, Rebooter: &board.Hooks{Dir: cfg.BoardHooks, Log: log}})
 }
 
 // Run resumes the OTA agent (the health verdict after a reboot) and then
@@ -104,7 +99,7 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 		return err
 	}
 	if d.Rebooter == nil {
-		d.Rebooter = sysReboot{}
+		d.Rebooter = &board.Hooks{Dir: cfg.BoardHooks, Log: d.Log}
 	}
 	oa, err := ota.New(ota.Config{DBPath: filepath.Join(cfg.StateDir, "ota.db"), Slots: slots, Keyring: kr},
 		ota.Deps{Log: d.Log, Rebooter: d.Rebooter, Checks: d.Checks, BootID: d.BootID})

@@ -93,6 +93,9 @@ type Config struct {
 	// Database is where the running campaign is persisted (not upstream:
 	// upstream keeps it in memory and loses it on restart).
 	Database string `json:"database"`
+	// BoardHooks is the board hook directory the reboot goes through (not
+	// upstream).
+	BoardHooks string `json:"boardHooks"`
 }
 
 // DefaultReadTimeout is an agent's default current-state read timeout.
@@ -118,8 +121,9 @@ func Defaults() Config {
 			SubscribeTimeout:   Duration(15 * time.Second),
 			UnsubscribeTimeout: Duration(5 * time.Second),
 		},
-		Log:      logging.Config{LogLevel: "INFO", LogFileSize: 2, LogFileCount: 5, LogFileMaxAge: 28},
-		Database: "/var/lib/kanto-update-manager/campaign.db",
+		Log:        logging.Config{LogLevel: "INFO", LogFileSize: 2, LogFileCount: 5, LogFileMaxAge: 28},
+		Database:   "/var/lib/kanto-update-manager/campaign.db",
+		BoardHooks: "/etc/kanto/board.d",
 	}
 }
 
@@ -199,6 +203,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	fs.IntVar(&l.LogFileCount, "log-file-count", l.LogFileCount, "rotated log files kept")
 	fs.IntVar(&l.LogFileMaxAge, "log-file-max-age", l.LogFileMaxAge, "days a rotated log file is kept")
 	fs.StringVar(&cfg.Database, "database", cfg.Database, "campaign database (bbolt)")
+	fs.StringVar(&cfg.BoardHooks, "board-hooks", cfg.BoardHooks, "board hook executables (reboot)")
 
 	// Per-agent flags bind to a side table; they are merged after the file.
 	names := map[string]bool{"containers": true}

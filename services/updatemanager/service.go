@@ -24,6 +24,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kantofw/kanto/board"
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
@@ -61,7 +62,10 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return fmt.Errorf("%w: %w", err, cli.ErrUsage)
 	}
 	defer closer.Close()
-	s, err := New(cfg, ServiceDeps{Log: log, Reboot: defaultRebooter(log)})
+	// The board package's hooks: the reboot hook executable if the board
+	// has one, else systemctl reboot, else reboot(2). Upstream writes to
+	// /proc/sysrq-trigger instead.
+	s, err := New(cfg, ServiceDeps{Log: log, Reboot: &board.Hooks{Dir: cfg.BoardHooks, Log: log}})
 	if err != nil {
 		return err
 	}
