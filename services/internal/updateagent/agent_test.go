@@ -112,7 +112,9 @@ func TestAgentProtocol(t *testing.T) {
 		}
 	}
 	pub("testupdate/currentstate/get", "get-1", nil)
-	s.waitFor(t, func() bool { return slices.ContainsFunc(s.cs, func(e updateapi.Envelope) bool { return e.ActivityID == "get-1" }) })
+	s.waitFor(t, func() bool {
+		return slices.ContainsFunc(s.cs, func(e updateapi.Envelope) bool { return e.ActivityID == "get-1" })
+	})
 
 	ds := updateapi.DesiredState{Domains: []updateapi.Domain{{ID: "test", Components: []updateapi.Component{{ID: "x", Version: "2"}}}}}
 	pub("testupdate/desiredstate", "a1", ds)
