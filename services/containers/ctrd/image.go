@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/platforms"
 	"github.com/containerd/containerd/remotes/docker"
+	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -27,6 +28,9 @@ type Progress func(line string)
 // EnsureImage returns the image ref, pulling and unpacking it when it is not
 // present yet (there is no re-pull for mutable tags, as upstream).
 func (c *Client) EnsureImage(ctx context.Context, ref string, progress Progress) (containerd.Image, error) {
+	if _, err := reference.ParseDockerRef(ref); err != nil {
+		return nil, imageErr("invalid image reference %q: %w", ref, err)
+	}
 	ctx = c.nsCtx(ctx)
 	img, err := c.c.GetImage(ctx, ref)
 	if err == nil {
