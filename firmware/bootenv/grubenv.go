@@ -135,11 +135,10 @@ func (g *GrubEnv) Read() (map[string]string, error) {
 // Write implements Store. A missing file is created (as grub-editenv
 // create would); an existing file keeps its size.
 func (g *GrubEnv) Write(set map[string]string) error {
-	for k, v := range set {
+	for k := range set {
 		if err := checkKey(k); err != nil {
 			return err
 		}
-		_ = v
 	}
 	unlock, err := lockFile(g.Path + ".lock")
 	if err != nil {

@@ -324,7 +324,7 @@ func (c *chunkReader) read(p []byte) (int, error) {
 		chunk := c.buf[:n]
 		if _, err := io.ReadFull(c.r, chunk); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, fmt.Errorf("chunk %d of %q: %w", c.idx, c.im.Class, ErrTruncated)
+				return 0, fmt.Errorf("chunk %d: %w", c.idx, ErrTruncated)
 			}
 			return 0, err
 		}
@@ -332,7 +332,7 @@ func (c *chunkReader) read(p []byte) (int, error) {
 		var want [sha256.Size]byte
 		hex.Decode(want[:], []byte(c.im.Chunks[c.idx]))
 		if !bytes.Equal(sum[:], want[:]) {
-			return 0, fmt.Errorf("chunk %d of %q: sha256 mismatch: %w", c.idx, c.im.Class, ErrCorrupt)
+			return 0, fmt.Errorf("chunk %d: sha256 mismatch: %w", c.idx, ErrCorrupt)
 		}
 		c.idx++
 		c.off += n
