@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func testDevice(t *testing.T) (dir string, p func(string) string) {
 }
 
 // startAgent runs `kanto fw agent` until the returned stop is called.
-func startAgent(t *testing.T, p func(string) string, broker string) (stop func()) {
+func startAgent(t *testing.T, p func(string) string, broker string, extra ...string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -57,8 +58,8 @@ func startAgent(t *testing.T, p func(string) string, broker string) (stop func()
 	go func() {
 		defer wg.Done()
 		env := &cli.Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
-		if err := FwMain(ctx, env, []string{"agent", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"),
-			"--check-dir", p("health.d"), "--broker", broker, "--log-level", "warn", "--boot-id-file", p("bootid")}); err != nil {
+		if err := FwMain(ctx, env, append([]string{"agent", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"),
+			"--check-dir", p("health.d"), "--broker", broker, "--log-level", "warn", "--boot-id-file", p("bootid")}, extra...)); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()
@@ -156,5 +157,64 @@ func TestAgentMQTTAPI(t *testing.T) {
 	}
 	if r.OK || r.CorrelationID != "c-2" || r.Update.State != "committed" {
 		t.Fatalf("commit after commit: %+v", r)
+	}
+}
+
+// TestAgentCloudCheck: after booting the new slot the agent commits only if
+// the connector reports the cloud connection (retained status on
+// edge/connection/remote/status) within --cloud-within; else it rolls back.
+func TestAgentCloudCheck(t *testing.T) {
+	for _, connected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("connected=%v", connected), func(t *testing.T) {
+			broker := mosquittotest.Start(t, mosquittotest.Options{})
+			_, p := testDevice(t)
+			if r := run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), "--boot-id-file", p("bootid"), p("b.kfw")); r.code != 0 {
+				t.Fatal(r)
+			}
+			if slot, _ := bootenvtest.GrubBoot(bootenv.NewGrubEnv(p("grubenv"))); slot != "B" {
+				t.Fatalf("GRUB boots %s", slot)
+			}
+			os.WriteFile(p("cmdline"), []byte("kanto.slot=B\n"), 0o644)
+			os.WriteFile(p("bootid"), []byte("boot-2\n"), 0o644)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c := mqtt.New(mqtt.Options{URL: broker.URL(), ClientID: "connector", Log: slog0()})
+			defer c.Close()
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			status := `{"connected":false,"cause":"CONNECTION_ERROR"}`
+			if connected {
+				status = `{"connected":true,"timestamp":1}`
+			}
+			if err := c.Publish(ctx, mqtt.Message{Topic: TopicCloudStatus, Payload: []byte(status), QoS: 1, Retained: true}); err != nil {
+				t.Fatal(err)
+			}
+			within := "30s"
+			if !connected {
+				within = "300ms" // the check's own limit, the verdict does not depend on timing
+			}
+			stop := startAgent(t, p, broker.URL(), "--cloud-within", within)
+			want := "rolled-back"
+			if connected {
+				want = "committed"
+			}
+			for {
+				r := run(t, FwMain, "status", "--slots", p("slots.json"), "--json", "--boot-id-file", p("bootid"))
+				if strings.Contains(r.stdout, `"state": "`+want+`"`) {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("no %s: %s", want, r.stdout)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			stop()
+			if !connected {
+				if b, _ := os.ReadFile(p("reboots")); !strings.Contains(string(b), "requested") {
+					t.Fatal("rolled back without rebooting to the previous slot")
+				}
+			}
+		})
 	}
 }
