@@ -17,7 +17,6 @@ IMAGE_INSTALL = "\
 # (kanto-bundle carries the ext4 image).
 IMAGE_FSTYPES = "ext4 wic wic.bmap"
 WKS_FILE = "kanto-ab-${MACHINE}.wks"
-WKS_FILE_DEPENDS:append = " kanto-bootfiles"
 do_image_wic[depends] += "kanto-bootfiles:do_deploy"
 # Slot size in the wic layouts (--fixed-size); the rootfs must fit.
 IMAGE_ROOTFS_MAXSIZE = "1048576"
