@@ -20,17 +20,36 @@ import (
 	"github.com/kantofw/kanto/firmware/bootenv/bootenvtest"
 	"github.com/kantofw/kanto/firmware/slot"
 	"github.com/kantofw/kanto/internal/testenv"
+	"github.com/kantofw/kanto/tools/internal/bb"
 	"github.com/kantofw/kanto/tools/internal/layergen"
 )
 
 const bootFiles = LayerDir + "/recipes-bsp/kanto-boot/files"
 
 // bootloaderOf is the bootloader of each machine (KANTO_BOOTLOADER of
-// kanto-bootfiles.bb).
+// layer.conf; TestLayerBootloaders keeps the two in step).
 var bootloaderOf = map[string]string{
 	"qemux86-64":      slot.BootloaderGrub,
 	"qemuarm64":       slot.BootloaderUBoot,
 	"raspberrypi4-64": slot.BootloaderUBoot,
+}
+
+func TestLayerBootloaders(t *testing.T) {
+	root := repoRoot(t)
+	f, err := parseFile(filepath.Join(root, LayerDir, "conf/layer.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := bb.Vars(f)
+	for _, m := range Machines {
+		got := vars["KANTO_BOOTLOADER"]
+		if v, ok := vars["KANTO_BOOTLOADER:"+m]; ok {
+			got = v
+		}
+		if got != bootloaderOf[m] {
+			t.Errorf("KANTO_BOOTLOADER for %s = %q, want %q", m, got, bootloaderOf[m])
+		}
+	}
 }
 
 // memStore is a bootenv.Store in memory.

@@ -11,8 +11,6 @@ COMPATIBLE_MACHINE = "^(qemux86-64|qemuarm64|raspberrypi4-64)$"
 # makes this recipe its preferred provider).
 PROVIDES:append:raspberrypi4-64 = " u-boot-default-script"
 
-KANTO_BOOTLOADER ??= "uboot"
-KANTO_BOOTLOADER:qemux86-64 = "grub"
 # U-Boot environment size (CONFIG_ENV_SIZE of recipes-bsp/u-boot/files/kanto-env-*.cfg).
 KANTO_UBOOT_ENV_SIZE ?= "0x4000"
 

@@ -19,9 +19,7 @@ IMAGE_FSTYPES = "ext4 wic wic.bmap"
 WKS_FILE = "kanto-ab-${MACHINE}.wks"
 do_image_wic[depends] += "kanto-bootfiles:do_deploy"
 # bootimg_efi copies grub-efi-bootx64.efi from the deploy directory.
-do_image_wic[depends] += "${@'${EFI_PROVIDER}:do_deploy' if d.getVar('KANTO_BOOTLOADER_IMAGE') == 'grub' else ''}"
-KANTO_BOOTLOADER_IMAGE ??= "uboot"
-KANTO_BOOTLOADER_IMAGE:qemux86-64 = "grub"
+do_image_wic[depends] += "${@'${EFI_PROVIDER}:do_deploy' if d.getVar('KANTO_BOOTLOADER') == 'grub' else ''}"
 # Slot size in the wic layouts (--fixed-size); the rootfs must fit.
 IMAGE_ROOTFS_MAXSIZE = "1048576"
 
