@@ -2,6 +2,8 @@ package install
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +133,14 @@ type permanentError struct{ err error }
 func (p permanentError) Error() string { return p.err.Error() }
 func (p permanentError) Unwrap() error { return p.err }
 
+func isCertError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verr) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
+}
+
 func isPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
@@ -158,6 +168,10 @@ func (h *HTTPReader) request() error {
 	if err != nil {
 		h.disarm()
 		cancel()
+		if isCertError(err) {
+			// Retrying cannot fix an untrusted server certificate.
+			return permanentError{fmt.Errorf("%w: %w", err, ErrDownload)}
+		}
 		return err
 	}
 	ident := resp.Header.Get("ETag")

@@ -98,7 +98,11 @@ func daemonMain(ctx context.Context, env *cli.Env, args []string) error {
 	if cfg.DBPath == "" {
 		cfg.DBPath = filepath.Join(slots.StateDir, "ota.db")
 	}
-	a, err := ota.New(cfg, ota.Deps{Log: log, Rebooter: &board.Hooks{Dir: f.hooks, Log: log}, Checks: checks, Progress: d.progress, BootID: f.bootID})
+	httpOpts, err := f.httpOptions()
+	if err != nil {
+		return err
+	}
+	a, err := ota.New(cfg, ota.Deps{Log: log, Rebooter: &board.Hooks{Dir: f.hooks, Log: log}, Checks: checks, Progress: d.progress, BootID: f.bootID, HTTP: httpOpts})
 	if err != nil {
 		return err
 	}

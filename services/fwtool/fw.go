@@ -2,12 +2,15 @@ package fwtool
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -131,8 +134,8 @@ func envMain(env *cli.Env, args []string) error {
 // agentFlags are the flags of the commands that go through the agent.
 type agentFlags struct {
 	slots, keyring, db, hooks, checkDir, level string
-	bootIDFile                                 string
-	services                                   []string
+	bootIDFile, caCert                         string
+	services, headers                          []string
 	healthTimeout                              time.Duration
 	reboot, jsonOut, quiet, skipIdentical      bool
 }
@@ -144,6 +147,10 @@ func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
 	fs.StringVar(&f.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.bootIDFile, "boot-id-file", "/proc/sys/kernel/random/boot_id", "file holding the current boot's id (tests and containers override it)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	if sub == "install" || sub == "resume" {
+		fs.StringVar(&f.caCert, "ca-cert", "", "extra CA certificates (PEM) trusted for HTTPS bundle downloads")
+		fs.Var(&config.StringList{Values: &f.headers}, "header", "'Name: value' added to bundle download requests (repeatable)")
+	}
 	switch sub {
 	case "install":
 		fs.StringVar(&f.keyring, "keyring", DefaultKeyring, "keyring PEM the bundle must be signed for")
@@ -193,6 +200,9 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 	}
 	hooks := &board.Hooks{Dir: f.hooks, Log: log}
 	deps := ota.Deps{Log: log, Rebooter: hooks, BootID: f.bootID}
+	if deps.HTTP, err = f.httpOptions(); err != nil {
+		return err
+	}
 	if sub == "resume" {
 		if deps.Checks, err = healthChecks(f); err != nil {
 			return err
@@ -255,6 +265,38 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("update %s: %s", rec.State, rec.Error)}
 	}
 	return nil
+}
+
+// httpOptions builds the download options: extra CAs, request headers.
+func (f *agentFlags) httpOptions() (install.HTTPOptions, error) {
+	var o install.HTTPOptions
+	if len(f.headers) > 0 {
+		o.Header = http.Header{}
+		for _, h := range f.headers {
+			k, v, ok := strings.Cut(h, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return o, cli.Usagef("--header %q: want 'Name: value'", h)
+			}
+			o.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
+	if f.caCert != "" {
+		pem, err := os.ReadFile(f.caCert)
+		if err != nil {
+			return o, err
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return o, fmt.Errorf("%s: no PEM certificate", f.caCert)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		o.Client = &http.Client{Transport: tr}
+	}
+	return o, nil
 }
 
 func (f *agentFlags) bootID() (string, error) {

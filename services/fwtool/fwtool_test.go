@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kantofw/kanto/firmware/bundle/bundletest"
 	"github.com/kantofw/kanto/internal/testenv"
@@ -160,5 +164,35 @@ func TestFwSlotsAndIdentity(t *testing.T) {
 	os.WriteFile(filepath.Join(hooks, "identity"), []byte("#!/bin/sh\necho dev-1\n"), 0o755)
 	if r := run(t, FwMain, "identity", "--hooks", hooks); r.stdout != "dev-1\thook\n" {
 		t.Fatalf("identity: %+v", r)
+	}
+}
+
+// TestFwInstallHTTPS installs from an HTTPS server whose CA is given with
+// --ca-cert and which requires the --header token.
+func TestFwInstallHTTPS(t *testing.T) {
+	_, p := testDevice(t)
+	b, err := os.ReadFile(p("b.kfw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0k3n" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		http.ServeContent(w, r, "b.kfw", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	os.WriteFile(p("server-ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	args := []string{"install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), "--boot-id-file", p("bootid")}
+	if r := run(t, FwMain, append(args, srv.URL+"/b.kfw")...); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("without --ca-cert: %+v", r)
+	}
+	// The failed attempt is recorded (failed is terminal), so a new install may start.
+	if r := run(t, FwMain, append(args, "--ca-cert", p("server-ca.pem"), srv.URL+"/b.kfw")...); r.code != 1 || !strings.Contains(r.stderr, "401") {
+		t.Fatalf("without the token: %+v", r)
+	}
+	if r := run(t, FwMain, append(args, "--ca-cert", p("server-ca.pem"), "--header", "Authorization: Bearer t0k3n", srv.URL+"/b.kfw")...); r.code != 0 || !strings.Contains(r.stdout, "installed") {
+		t.Fatalf("install over HTTPS: %+v", r)
 	}
 }
