@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/kantofw/kanto/services/awsconnector"
 	"github.com/kantofw/kanto/services/connector"
 	cmcli "github.com/kantofw/kanto/services/containers/cli"
 	cmdaemon "github.com/kantofw/kanto/services/containers/daemon"
@@ -37,4 +38,5 @@ var commands = map[string]command{
 	"file-upload":              {main: fileupload.Main, summary: "upload files to HTTP, S3 or Azure Blob on request or periodically (Kanto file-upload)"},
 	"suite-connector":          {main: connector.Main, summary: "link the local broker to a Hono/Ditto cloud (Kanto suite-connector)"},
 	"local-digital-twins":      {main: twins.Main, summary: "keep digital twins on the device and sync them with the cloud (Kanto local-digital-twins)"},
+	"aws-connector":            {main: awsconnector.Main, summary: "link the local broker to AWS IoT Core with Device Shadows (Kanto aws-connector)"},
 }

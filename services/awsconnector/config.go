@@ -1,0 +1,198 @@
+package awsconnector
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+
+	"github.com/kantofw/kanto/services/internal/buffer"
+	"github.com/kantofw/kanto/services/internal/config"
+	"github.com/kantofw/kanto/services/internal/ditto"
+	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/uplink"
+)
+
+// Settings are aws-connector's configuration: upstream's JSON keys and
+// flag names, plus the offline buffer and fleet provisioning keys (ours).
+type Settings struct {
+	Address  string   `json:"address"`
+	TenantID string   `json:"tenantId"`
+	ClientID string   `json:"clientId"`
+	ALPN     []string `json:"alpn"`
+
+	CACert    string `json:"caCert"`
+	Cert      string `json:"cert"`
+	Key       string `json:"key"`
+	TPMDevice string `json:"tpmDevice"`
+	TPMHandle uint64 `json:"tpmHandle"`
+	TPMKey    string `json:"tpmKey"`
+	TPMKeyPub string `json:"tpmKeyPub"`
+
+	LocalAddress  string `json:"localAddress"`
+	LocalUsername string `json:"localUsername"`
+	LocalPassword string `json:"localPassword"`
+	LocalCACert   string `json:"localCACert"`
+	LocalCert     string `json:"localCert"`
+	LocalKey      string `json:"localKey"`
+
+	TopicFilter    string   `json:"topicFilter"`
+	PayloadFilters []string `json:"payloadFilters"`
+
+	logging.Config
+
+	BufferFile     string `json:"bufferFile"`
+	BufferSize     int64  `json:"bufferSize"`
+	BufferOverflow string `json:"bufferOverflow"`
+
+	// Fleet provisioning by claim (ours): with no certificate at cert/key
+	// yet, the connector connects with the claim certificate, obtains its
+	// own certificate and thing name, and stores them at cert, key and
+	// thingNameFile.
+	ClaimCert              string            `json:"claimCert"`
+	ClaimKey               string            `json:"claimKey"`
+	ProvisioningTemplate   string            `json:"provisioningTemplate"`
+	ProvisioningParameters map[string]string `json:"provisioningParameters"`
+	ThingNameFile          string            `json:"thingNameFile"`
+}
+
+// Defaults are upstream's defaults plus ours.
+func Defaults() Settings {
+	return Settings{
+		TenantID:       "default-tenant-id",
+		CACert:         "aws.crt",
+		LocalAddress:   "tcp://localhost:1883",
+		Config:         logging.Defaults("logs/aws-connector.log"),
+		BufferFile:     "aws-connector-buffer.db",
+		BufferSize:     64 << 20,
+		BufferOverflow: "drop-oldest",
+		ThingNameFile:  "thing-name",
+	}
+}
+
+// RegisterFlags binds upstream's flag names to s.
+func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.Address, "address", s.Address, "AWS IoT Core endpoint, e.g. tls://<id>-ats.iot.<region>.amazonaws.com:8883")
+	fs.StringVar(&s.TenantID, "tenantId", s.TenantID, "tenant id")
+	fs.StringVar(&s.ClientID, "clientId", s.ClientID, "MQTT client id (default: the device id)")
+	fs.Var(&config.StringList{Values: &s.ALPN, Split: true}, "alpn", "TLS ALPN protocols, space separated")
+	fs.StringVar(&s.CACert, "caCert", s.CACert, "PEM CA bundle of AWS IoT Core (Amazon root CA)")
+	fs.StringVar(&s.Cert, "cert", s.Cert, "PEM device certificate; its subject CN is the device id")
+	fs.StringVar(&s.Key, "key", s.Key, "PEM device private key")
+	fs.StringVar(&s.TPMDevice, "tpmDevice", s.TPMDevice, "TPM device (not supported by this build)")
+	fs.Uint64Var(&s.TPMHandle, "tpmHandle", s.TPMHandle, "TPM key handle")
+	fs.StringVar(&s.TPMKey, "tpmKey", s.TPMKey, "TPM private key blob")
+	fs.StringVar(&s.TPMKeyPub, "tpmKeyPub", s.TPMKeyPub, "TPM public key blob")
+	fs.StringVar(&s.LocalAddress, "localAddress", s.LocalAddress, "local MQTT broker address")
+	fs.StringVar(&s.LocalUsername, "localUsername", s.LocalUsername, "local broker user name")
+	fs.StringVar(&s.LocalPassword, "localPassword", s.LocalPassword, "local broker password")
+	fs.StringVar(&s.LocalCACert, "localCACert", s.LocalCACert, "PEM CA of the local broker")
+	fs.StringVar(&s.LocalCert, "localCert", s.LocalCert, "PEM client certificate for the local broker")
+	fs.StringVar(&s.LocalKey, "localKey", s.LocalKey, "PEM client key for the local broker")
+	fs.StringVar(&s.TopicFilter, "topicFilter", s.TopicFilter, "regex: twin messages whose Ditto topic matches are not sent to shadows")
+	fs.Var(&config.StringList{Values: &s.PayloadFilters}, "payloadFilters", "regex (repeatable): value leaves whose path matches are not sent to shadows")
+	s.Config.RegisterFlags(fs)
+	fs.StringVar(&s.BufferFile, "bufferFile", s.BufferFile, "file of the offline buffer towards the cloud")
+	fs.Int64Var(&s.BufferSize, "bufferSize", s.BufferSize, "offline buffer size in bytes")
+	fs.StringVar(&s.BufferOverflow, "bufferOverflow", s.BufferOverflow, "when the buffer is full: drop-oldest or reject-new")
+	fs.StringVar(&s.ClaimCert, "claimCert", s.ClaimCert, "PEM claim certificate for fleet provisioning")
+	fs.StringVar(&s.ClaimKey, "claimKey", s.ClaimKey, "PEM claim private key for fleet provisioning")
+	fs.StringVar(&s.ProvisioningTemplate, "provisioningTemplate", s.ProvisioningTemplate, "fleet provisioning template name")
+	fs.StringVar(&s.ThingNameFile, "thingNameFile", s.ThingNameFile, "where fleet provisioning stores the thing name")
+}
+
+// ErrConfig marks settings that cannot work.
+var ErrConfig = uplink.ErrConfig
+
+// Validate applies upstream's checks.
+func (s *Settings) Validate() error {
+	if err := s.Config.Validate(); err != nil {
+		return err
+	}
+	if s.LocalAddress == "" {
+		return fmt.Errorf("localAddress must be set: %w", ErrConfig)
+	}
+	if s.Address == "" {
+		return fmt.Errorf("address must be set (e.g. tls://<endpoint>:8883): %w", ErrConfig)
+	}
+	if _, err := url.ParseRequestURI(s.Address); err != nil {
+		return fmt.Errorf("address %q is not a URI: %w", s.Address, ErrConfig)
+	}
+	if s.CACert != "" {
+		if _, err := os.Stat(s.CACert); err != nil {
+			return fmt.Errorf("caCert %s: %v: %w", s.CACert, err, ErrConfig)
+		}
+	}
+	if s.TPMDevice != "" {
+		return fmt.Errorf("tpmDevice is set, but this build has no TPM support; use cert and key: %w", ErrConfig)
+	}
+	if s.Cert == "" || s.Key == "" {
+		return fmt.Errorf("cert and key must be set (the certificate's CN is the device id): %w", ErrConfig)
+	}
+	claim := s.ClaimCert != "" || s.ClaimKey != "" || s.ProvisioningTemplate != ""
+	if claim && (s.ClaimCert == "" || s.ClaimKey == "" || s.ProvisioningTemplate == "" || s.ThingNameFile == "") {
+		return fmt.Errorf("fleet provisioning needs claimCert, claimKey, provisioningTemplate and thingNameFile: %w", ErrConfig)
+	}
+	if _, err := s.filters(); err != nil {
+		return err
+	}
+	if s.BufferSize < 64<<10 {
+		return fmt.Errorf("bufferSize must be at least 65536 bytes (got %d): %w", s.BufferSize, ErrConfig)
+	}
+	if _, err := buffer.ParsePolicy(s.BufferOverflow); err != nil {
+		return fmt.Errorf("bufferOverflow: %v: %w", err, ErrConfig)
+	}
+	return nil
+}
+
+type filters struct {
+	topic   *regexp.Regexp
+	payload []*regexp.Regexp
+}
+
+func (s *Settings) filters() (filters, error) {
+	var f filters
+	var err error
+	if s.TopicFilter != "" {
+		if f.topic, err = regexp.Compile(s.TopicFilter); err != nil {
+			return f, fmt.Errorf("topicFilter: %v: %w", err, ErrConfig)
+		}
+	}
+	for _, p := range s.PayloadFilters {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return f, fmt.Errorf("payloadFilters %q: %v: %w", p, err, ErrConfig)
+		}
+		f.payload = append(f.payload, re)
+	}
+	return f, nil
+}
+
+// ErrIdentity marks a device certificate that gives no device id.
+var ErrIdentity = errors.New("device identity")
+
+// deviceID reads the device id from the certificate's subject CN, which
+// must be a namespaced id (<namespace>:<name>), as upstream.
+func deviceID(certFile string) (string, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrIdentity, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return "", fmt.Errorf("%w: %s holds no PEM certificate", ErrIdentity, certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrIdentity, certFile, err)
+	}
+	cn := cert.Subject.CommonName
+	if _, _, err := ditto.SplitID(cn); err != nil {
+		return "", fmt.Errorf("%w: the certificate's CN %q is not a device id: %v", ErrIdentity, cn, err)
+	}
+	return cn, nil
+}
