@@ -135,6 +135,23 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	return a, nil
 }
 
+// lockOp serializes the operations that change the update, within the
+// process (mu) and across processes (an flock next to the database), so
+// the CLI and the daemon never run two at once. Another process holding it
+// is ErrBusy.
+func (a *Agent) lockOp() (func(), error) {
+	a.mu.Lock()
+	release, err := flockNB(a.cfg.DBPath + ".lock")
+	if err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	return func() {
+		release()
+		a.mu.Unlock()
+	}, nil
+}
+
 // Close closes the database.
 func (a *Agent) Close() error { return a.db.close() }
 
@@ -213,8 +230,11 @@ func (a *Agent) persist(r *Record, to State, reason string) error {
 // the inactive slot, then reboots if Config.AutoReboot. It returns the
 // record after the install (installed, or failed with the error).
 func (a *Agent) Install(ctx context.Context, source string) (Record, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lockOp()
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
 	r, err := a.db.load()
 	if err != nil {
 		return Record{}, err
@@ -295,8 +315,11 @@ func newTransaction() string {
 
 // Reboot reboots into the installed slot.
 func (a *Agent) Reboot(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lockOp()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r, err := a.db.load()
 	if err != nil {
 		return err
@@ -323,8 +346,11 @@ func (a *Agent) reboot(ctx context.Context, r *Record) error {
 // health checks take up to Config.HealthTimeout; run it off the boot's
 // critical path.
 func (a *Agent) Resume(ctx context.Context) (Record, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lockOp()
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
 	r, err := a.db.load()
 	if err != nil {
 		return r, err
@@ -487,8 +513,11 @@ func (a *Agent) rollback(ctx context.Context, r *Record, to State, reason string
 // Commit marks the booted new slot good without waiting for the health
 // checks (an operator's or the image init's decision).
 func (a *Agent) Commit(ctx context.Context) (Record, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lockOp()
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
 	r, err := a.db.load()
 	if err != nil {
 		return r, err
@@ -506,8 +535,11 @@ func (a *Agent) Commit(ctx context.Context) (Record, error) {
 // Rollback abandons the current update: before the reboot it marks the
 // target bad; on the new slot it marks it bad and reboots to the previous.
 func (a *Agent) Rollback(ctx context.Context) (Record, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lockOp()
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
 	r, err := a.db.load()
 	if err != nil {
 		return r, err

@@ -99,3 +99,22 @@ func TestSharedByProcesses(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+// TestOpLockAcrossProcesses: a second holder (another process's open file
+// description) gets ErrBusy instead of waiting.
+func TestOpLockAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ota.db.lock")
+	release, err := flockNB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flockNB(path); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	again, err := flockNB(path)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
+}
