@@ -37,6 +37,10 @@
 //	  history/      -> NextSequence (uint64 big endian) -> JSON Transition,
 //	                   the last 200 transitions of all updates
 //
+// The database is opened for each operation and closed after it, so the
+// agent daemon and the kanto fw CLI share it; operations that change the
+// update also hold an flock on <db>.lock, and a second one gets ErrBusy.
+//
 // Migrations live in the ordered migrations table in db.go; each has its
 // own test. A database with a schema newer than the agent is refused
 // (ErrSchemaTooNew) rather than misread.
