@@ -120,6 +120,16 @@ func TestRecipeMetadata(t *testing.T) {
 			for _, u := range bb.ParseURIs(r.Get("LIC_FILES_CHKSUM")) {
 				checkLicense(t, root, r, u)
 			}
+			// A dependency on an undefined variable stays a literal
+			// "${...}" and breaks the build.
+			for k := range r.Vars {
+				if !strings.HasPrefix(k, "RDEPENDS") && !strings.HasPrefix(k, "RRECOMMENDS") && k != "DEPENDS" {
+					continue
+				}
+				if v := bb.StripPython(r.Get(k)); strings.Contains(v, "${") {
+					t.Errorf("%s = %q refers to a variable the recipe does not define", k, v)
+				}
+			}
 		})
 	}
 }

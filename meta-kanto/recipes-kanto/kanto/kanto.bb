@@ -105,6 +105,8 @@ RDEPENDS:kanto-local-digital-twins = "${PN} mosquitto ca-certificates"
 SYSTEMD_SERVICE:kanto-container-management = "container-management.service"
 FILES:kanto-container-management = "${bindir}/container-management ${bindir}/container-management-log ${systemd_system_unitdir}/container-management.service ${sysconfdir}/kanto/container-management.json"
 CONFFILES:kanto-container-management = "${sysconfdir}/kanto/container-management.json"
+# meta-virtualization's container runtime (the kanto distro sets it too).
+VIRTUAL-RUNTIME_container_runtime ??= "runc"
 # cni: meta-virtualization's plugins in ${libexecdir}/cni (network.cni_plugin_dir
 # of container-management.json); iptables for port forwarding.
 RDEPENDS:kanto-container-management = "${PN} mosquitto virtual-containerd ${VIRTUAL-RUNTIME_container_runtime} cni iptables"
