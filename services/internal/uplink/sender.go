@@ -81,24 +81,18 @@ func (s *Sender) Send(ctx context.Context, pub Publisher, lost <-chan error) err
 	defer func() { _ = flush() }()
 	tick := time.NewTicker(removeEvery)
 	defer tick.Stop()
-	// headDone waits for the rest of the head entry's messages (an entry
-	// may map to several); it reports whether all are in.
-	headDone := func(block bool) (bool, error) {
+	// headDone collects the head entry's remaining acknowledgements (an
+	// entry may map to several messages) without blocking; it reports
+	// whether all are in.
+	headDone := func() (bool, error) {
 		for len(queue[0].done) > 0 {
-			if block {
-				err := <-queue[0].done[0]
+			select {
+			case err := <-queue[0].done[0]:
 				if err != nil {
 					return false, err
 				}
-			} else {
-				select {
-				case err := <-queue[0].done[0]:
-					if err != nil {
-						return false, err
-					}
-				default:
-					return false, nil
-				}
+			default:
+				return false, nil
 			}
 			queue[0].done = queue[0].done[1:]
 		}
@@ -155,7 +149,7 @@ func (s *Sender) Send(ctx context.Context, pub Publisher, lost <-chan error) err
 				queue[0].done = queue[0].done[1:]
 			}
 			for len(queue) > 0 {
-				ok, err := headDone(false)
+				ok, err := headDone()
 				if err != nil {
 					s.notePoison(queue)
 					return err
