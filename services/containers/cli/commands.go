@@ -68,8 +68,11 @@ type createFlags struct {
 	devices, ports, hosts, mounts, env, decKeys, decRecipients, caps      []string
 }
 
-func createCommand() *command {
-	var f createFlags
+func createCommand() *command { return createCommandWith(&createFlags{}) }
+
+// createCommandWith binds the create flags to f (tests read them back).
+func createCommandWith(fp *createFlags) *command {
+	f := fp
 	var fsRef *flagSet
 	return &command{
 		name: "create", short: "Create a container.", noInterspersed: true,

@@ -72,6 +72,16 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
+// Races returns the data race reports in the daemon's output (only a
+// -race build writes them).
+func (d *Daemon) Races() string {
+	b, _ := os.ReadFile(filepath.Join(d.Dir, "daemon.out"))
+	if i := bytes.Index(b, []byte("WARNING: DATA RACE")); i >= 0 {
+		return string(b[i:])
+	}
+	return ""
+}
+
 // Logs returns the daemon's log and output.
 func (d *Daemon) Logs() string {
 	a, _ := os.ReadFile(filepath.Join(d.Dir, "daemon.log"))

@@ -96,6 +96,9 @@ func setup(t *testing.T, extra ...string) *cmtest.Daemon {
 		}
 		cleanupDaemon(t, d)
 		d.Stop()
+		if r := d.Races(); r != "" {
+			t.Errorf("data race in the daemon:\n%s", r)
+		}
 		_ = exec.Command("ip", "link", "del", bridge).Run()
 	})
 	if out, errOut, code := d.CLI("import", env.archive); code != 0 {

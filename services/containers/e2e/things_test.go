@@ -120,7 +120,9 @@ func TestThings(t *testing.T) {
 		t.Errorf("metrics data: %s", data.Value)
 	}
 	command(t, peer, "r3", "Container:"+id, "stopWithOptions", map[string]any{"force": true, "timeout": 5, "signal": "SIGTERM"})
-	if r := responses.find(t, "stop response", func(topic string, _ *ditto.Envelope) bool { return strings.HasPrefix(topic, "command//"+thing+"/res/r3/") }); r.Status != 204 {
+	if r := responses.find(t, "stop response", func(topic string, _ *ditto.Envelope) bool {
+		return strings.HasPrefix(topic, "command//"+thing+"/res/r3/")
+	}); r.Status != 204 {
 		t.Errorf("stop: %d %s", r.Status, r.Value)
 	}
 	events.find(t, "STOPPED state", func(_ string, e *ditto.Envelope) bool {
@@ -131,7 +133,9 @@ func TestThings(t *testing.T) {
 		return e.Path == "/features/Container:"+id+"/properties/status/name" && string(e.Value) == `"renamed-by-ditto"`
 	})
 	command(t, peer, "r5", "Container:nope", "start", nil)
-	if r := responses.find(t, "unknown container", func(topic string, _ *ditto.Envelope) bool { return strings.HasPrefix(topic, "command//"+thing+"/res/r5/") }); r.Status != 404 {
+	if r := responses.find(t, "unknown container", func(topic string, _ *ditto.Envelope) bool {
+		return strings.HasPrefix(topic, "command//"+thing+"/res/r5/")
+	}); r.Status != 404 {
 		t.Errorf("unknown container: %d", r.Status)
 	}
 	command(t, peer, "r6", "Container:"+id, "remove", true)
@@ -139,7 +143,9 @@ func TestThings(t *testing.T) {
 		return e.Path == "/features/Container:"+id && strings.HasSuffix(e.Topic, "/things/twin/commands/delete")
 	})
 	command(t, peer, "r7", "ContainerFactory", "create", map[string]any{"imageRef": ""})
-	if r := responses.find(t, "empty imageRef", func(topic string, _ *ditto.Envelope) bool { return strings.HasPrefix(topic, "command//"+thing+"/res/r7/") }); r.Status != 500 || !strings.Contains(string(r.Value), "imageRef must be set") {
+	if r := responses.find(t, "empty imageRef", func(topic string, _ *ditto.Envelope) bool {
+		return strings.HasPrefix(topic, "command//"+thing+"/res/r7/")
+	}); r.Status != 500 || !strings.Contains(string(r.Value), "imageRef must be set") {
 		t.Errorf("empty imageRef: %d %s", r.Status, r.Value)
 	}
 }

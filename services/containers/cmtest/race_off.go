@@ -1,0 +1,5 @@
+//go:build !race
+
+package cmtest
+
+const raceEnabled = false
