@@ -41,7 +41,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
-	w.local = mosquittotest.Start(t, mosquittotest.Options{Extra: "max_queued_messages 100000\n"})
+	w.local = mosquittotest.Start(t, mosquittotest.Options{SysLog: true, Extra: "max_queued_messages 100000\n"})
 	hub := mosquittotest.Start(t, mosquittotest.Options{SysLog: true, Extra: "max_queued_messages 100000\n"})
 	var err error
 	w.adapter, err = cloudpeer.NewAdapter(hub.Addr(), nil, nil)
@@ -173,6 +173,20 @@ func TestLocalCommandsEndToEnd(t *testing.T) {
 	resp, _ = w.events.AwaitTopic(t, 0, "command//ns:gw:edge:containers/req//errors-response", withCorr("c2"))
 	if e := parse(resp.Payload); e.Status != 404 || e.Value.(map[string]any)["error"] != "things:feature.notfound" {
 		t.Errorf("retrieve of a missing feature: %s", resp.Payload)
+	}
+	// A local app's device command subscription is mirrored on the hub,
+	// and dropped when the app leaves.
+	app2 := mqtt.New(mqtt.Options{URL: w.local.URL(), ClientID: "app2"})
+	if err := app2.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	_ = app2.Subscribe(ctxT(t), "c//ns:gw:edge:containers/q/#", 1, func(context.Context, mqtt.Message) {})
+	if _, err := w.nb.AwaitSubscription(ctxT(t), "command//ns:gw:edge:containers/req/#", true); err != nil {
+		t.Fatal(err)
+	}
+	app2.Close()
+	if _, err := w.nb.AwaitSubscription(ctxT(t), "command//ns:gw:edge:containers/req/#", false); err != nil {
+		t.Fatal(err)
 	}
 	// Thing info is answered on request too.
 	w.publish("edge/thing/request", "")

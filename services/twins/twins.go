@@ -37,6 +37,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/hono"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/subtrack"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -68,6 +69,7 @@ type Service struct {
 	out    publisher    // where twin responses and events go (s.cloud)
 	status *uplink.StatusPublisher
 	corr   uplink.Correlations
+	subs   *subtrack.Tracker
 
 	mu      sync.Mutex // serialises twin commands and sync writes
 	hubMu   sync.Mutex
@@ -100,7 +102,8 @@ func New(o Options) *Service {
 	if o.SyncTimeout == 0 {
 		o.SyncTimeout = 10 * time.Second
 	}
-	return &Service{o: o, s: o.Settings, log: o.Log, pending: map[string]chan *ditto.Envelope{}}
+	return &Service{o: o, s: o.Settings, log: o.Log, pending: map[string]chan *ditto.Envelope{},
+		subs: subtrack.New(o.Env.LocalClientID, o.Env.CloudClientID)}
 }
 
 // Run runs until ctx ends; it returns nil on cancellation.
@@ -146,6 +149,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	if err := s.cloud.Subscribe(ctx, uplink.TopicThingRequest, 0, func(ctx context.Context, _ mqtt.Message) { s.announce(ctx) }); err != nil {
+		return err
+	}
+	if err := s.local.Subscribe(ctx, subtrack.Filter, 0, s.onSysLog); err != nil {
 		return err
 	}
 	s.log.Info("connecting to the local broker", "localAddress", st.LocalAddress)
@@ -249,6 +255,11 @@ func (s *Service) hubLoop(ctx context.Context) {
 		}
 		hub := mqtt.New(opts)
 		_ = hub.Subscribe(ctx, hono.RequestFilter, 0, s.onCommand)
+		// Local apps' device command subscriptions, mirrored (commands on
+		// them are handled by the wildcard's handler).
+		for _, f := range s.subs.Filters() {
+			_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
+		}
 		err := hub.Connect(ctx)
 		if ctx.Err() != nil {
 			hub.Close()
@@ -323,6 +334,30 @@ func (s *Service) session(ctx context.Context, hub *mqtt.Client, sender *uplink.
 		}
 	}()
 	return sender.Send(sctx, hub, lost)
+}
+
+// onSysLog follows local command subscriptions and mirrors them on the hub.
+func (s *Service) onSysLog(ctx context.Context, m mqtt.Message) {
+	ch := s.subs.Handle(m.Topic, m.Payload)
+	if len(ch.Subscribe) == 0 && len(ch.Unsubscribe) == 0 {
+		return
+	}
+	s.hubMu.Lock()
+	hub := s.hub
+	s.hubMu.Unlock()
+	if hub == nil {
+		return // the next hub session subscribes from the tracker
+	}
+	for _, f := range ch.Subscribe {
+		if err := hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {}); err != nil {
+			s.log.Warn("hub subscribe failed", "filter", f, "err", err)
+		}
+	}
+	if len(ch.Unsubscribe) > 0 {
+		if err := hub.Unsubscribe(ctx, ch.Unsubscribe...); err != nil {
+			s.log.Warn("hub unsubscribe failed", "filters", ch.Unsubscribe, "err", err)
+		}
+	}
 }
 
 func randomID() string {
