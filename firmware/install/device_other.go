@@ -2,5 +2,5 @@
 
 package install
 
-func isMountedRoot(string) bool    { return false }
+func mountedAt(string) string      { return "" }
 func blockDeviceSize(string) int64 { return 0 }

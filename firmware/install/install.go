@@ -34,8 +34,14 @@ import (
 	"github.com/kantofw/kanto/firmware/slot"
 )
 
-// ErrTooLarge: an image does not fit its slot.
-var ErrTooLarge = errors.New("image larger than its slot")
+// Error categories of an installation.
+var (
+	// ErrTooLarge: an image does not fit its slot.
+	ErrTooLarge = errors.New("image larger than its slot")
+	// ErrMounted: a target slot is mounted; writing under a mounted file
+	// system would corrupt both.
+	ErrMounted = errors.New("target slot is mounted")
+)
 
 // Installer installs bundles into the slots of one device.
 type Installer struct {
@@ -227,16 +233,18 @@ func (in *Installer) fail(target string, err error) error {
 	return err
 }
 
-// checkTarget refuses a target that is (or resolves to) the booted slot or
-// the mounted root, or that is too small.
+// checkTarget refuses a target that is (or resolves to) the booted slot,
+// is mounted, or is too small.
 func (in *Installer) checkTarget(s slot.Slot, booted string, size int64) error {
 	for _, b := range in.Slots.Group(booted) {
 		if slot.SameDevice(s.Device, b.Device) {
 			return fmt.Errorf("%s.%s (%s) is the booted %s.%s: %w", s.Class, s.Name, s.Device, b.Class, b.Name, slot.ErrBootedSlot)
 		}
 	}
-	if isMountedRoot(s.Device) {
+	if mp := mountedAt(s.Device); mp == "/" {
 		return fmt.Errorf("%s is the mounted root: %w", s.Device, slot.ErrBootedSlot)
+	} else if mp != "" {
+		return fmt.Errorf("%s is mounted at %s: %w", s.Device, mp, ErrMounted)
 	}
 	limit := s.Size
 	if limit == 0 {
