@@ -91,11 +91,13 @@ func (r *record) featureRemoved(f string) {
 	delete(r.Unsynced, f)
 }
 
-// newThing is an empty thing (auto-provisioning).
+// newThing is an empty thing (auto-provisioning). It is not marked for a
+// thing-level sync: the cloud's thing exists already (Hono's gateway
+// auto-provisioning) and must not be replaced by an empty one; its
+// features are synchronised one by one.
 func newThing(id string, now time.Time) *record {
 	r := &record{Thing: map[string]any{"thingId": id}}
 	r.touch(now)
-	r.Dirty = r.Revision
 	return r
 }
 
