@@ -85,3 +85,44 @@ func TestFirmwareAgentFindsBoardConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateDomainsServed: the update manager's packaged agents are exactly
+// the domains the packaged domain agents serve (container-management's
+// update agent, software-update, fw-update-agent), so no campaign waits for
+// an agent the image does not run.
+func TestUpdateDomainsServed(t *testing.T) {
+	r := recipe(t, "kanto")
+	decode := func(name string, v any) {
+		t.Helper()
+		path, ok := r.FindFile(name)
+		if !ok {
+			t.Fatalf("%s not found", name)
+		}
+		if err := json.Unmarshal(readFile(t, path), v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	um := updatemanager.Defaults()
+	decode("update-manager.json", &um)
+	cm := cmdaemon.Defaults()
+	decode("container-management.json", &cm)
+	su := softwareupdate.Defaults()
+	decode("software-update.json", &su)
+	fw := fwagent.Defaults()
+	decode("fw-update-agent.json", &fw)
+
+	served := map[string]bool{su.Domain: true, fw.Domain: true}
+	if cm.UpdateAgt.Enable {
+		served[cm.UpdateAgt.Domain] = true
+	}
+	for d := range um.Agents {
+		if !served[d] {
+			t.Errorf("update-manager.json waits for domain %q, which no packaged agent serves", d)
+		}
+	}
+	for d := range served {
+		if um.Agents[d] == nil {
+			t.Errorf("domain %q is served but not in update-manager.json's agents", d)
+		}
+	}
+}
