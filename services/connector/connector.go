@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -446,6 +447,12 @@ func watchProvisioning(path string, tick time.Duration, log *slog.Logger) (<-cha
 		return nil, nil, err
 	}
 	abs, _ := filepath.Abs(path)
+	// The folder may not exist yet on a fresh device (the factory writes
+	// the file later); create it so the watch can start.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		w.Close()
+		return nil, nil, err
+	}
 	if err := w.Add(filepath.Dir(abs)); err != nil {
 		w.Close()
 		return nil, nil, err
