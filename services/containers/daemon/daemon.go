@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kantofw/kanto/services/containers/ctrd"
+	"github.com/kantofw/kanto/services/containers/metrics"
 	"github.com/kantofw/kanto/services/containers/mgr"
 	"github.com/kantofw/kanto/services/containers/network"
 	"github.com/kantofw/kanto/services/internal/cli"
@@ -120,6 +121,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		HomeDir:       cfg.Manager.HomeDir,
 		ContainersDir: filepath.Join(cfg.Containers.HomeDir, "containers"),
 		StopTimeout:   time.Duration(cfg.Manager.StopTimeout),
+		OOMKilled: func(id string) bool {
+			return metrics.Reader{}.OOMKilled("/" + cfg.Containers.DefaultNS + "/" + id)
+		},
 	}, rt, nm, log.With("component", "manager"))
 	if err != nil {
 		return err

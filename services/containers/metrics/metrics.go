@@ -206,3 +206,19 @@ func netDev(p string) (rx, tx uint64) {
 	}
 	return rx, tx
 }
+
+// OOMKilled reports whether the kernel OOM killer killed a process of the
+// cgroup at path (relative to the hierarchy roots, e.g. /<ns>/<id>), from
+// cgroup v1 memory.oom_control or v2 memory.events. It must be asked before
+// the task is deleted, while the cgroup still exists.
+func (r Reader) OOMKilled(path string) bool {
+	root := r.Root
+	if root == "" {
+		root = "/"
+	}
+	sys := filepath.Join(root, "sys", "fs", "cgroup")
+	if n := statField(filepath.Join(sys, "memory", path, "memory.oom_control"), "oom_kill"); n > 0 {
+		return true
+	}
+	return statField(filepath.Join(sys, path, "memory.events"), "oom_kill") > 0
+}

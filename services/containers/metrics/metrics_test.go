@@ -67,3 +67,16 @@ func TestReadV2(t *testing.T) {
 		t.Errorf("Read = %+v", s)
 	}
 }
+
+func TestOOMKilled(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "sys/fs/cgroup/memory/ns/a/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+	write(t, root, "sys/fs/cgroup/memory/ns/b/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+	write(t, root, "sys/fs/cgroup/ns/c/memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+	r := Reader{Root: root}
+	for path, want := range map[string]bool{"/ns/a": true, "/ns/b": false, "/ns/c": true, "/ns/none": false} {
+		if got := r.OOMKilled(path); got != want {
+			t.Errorf("OOMKilled(%s) = %v, want %v", path, got, want)
+		}
+	}
+}

@@ -34,6 +34,9 @@ type Config struct {
 	ContainersDir string
 	// StopTimeout is the default stop timeout.
 	StopTimeout time.Duration
+	// OOMKilled, if set, tells whether container id's cgroup saw an OOM
+	// kill; asked when a task dies of SIGKILL, before it is deleted.
+	OOMKilled func(id string) bool
 }
 
 // Event is a change of a container, for subscribers such as the things
@@ -80,7 +83,11 @@ type entry struct {
 	removed bool
 	// name mirrors c.Name for uniqueness checks; guarded by Manager.mu.
 	name string
+	cid  string // immutable copy of c.ID
 }
+
+// id is the container id, which never changes (safe without the lock).
+func (e *entry) id() string { return e.cid }
 
 // runExit is how one run of a container ended.
 type runExit struct {
@@ -105,7 +112,7 @@ func New(ctx context.Context, cfg Config, rt *ctrd.Client, nm *network.Manager, 
 	}
 	for _, c := range recs {
 		model.FillDefaults(c)
-		m.entries[c.ID] = &entry{c: c, name: c.Name}
+		m.entries[c.ID] = &entry{c: c, name: c.Name, cid: c.ID}
 	}
 	return m, nil
 }
@@ -229,7 +236,7 @@ func (m *Manager) Create(ctx context.Context, c *model.Container, progress ctrd.
 		m.mu.Unlock()
 		return nil, model.Errorf(model.ErrConflict, "container with name = %s already exists", c.Name)
 	}
-	e := &entry{c: c, name: c.Name}
+	e := &entry{c: c, name: c.Name, cid: c.ID}
 	e.mu.Lock()
 	m.entries[c.ID] = e
 	m.mu.Unlock()
@@ -390,11 +397,9 @@ func (m *Manager) watch(e *entry, exit <-chan ctrd.Exit) {
 			return // the daemon is going away or lost containerd; re-attach later
 		}
 		re.exit = ex
-		if ex.Code == 137 {
-			// A SIGKILL may be the OOM killer; its event can trail the exit.
-			for i := 0; i < 20 && !e.oom.Load(); i++ {
-				time.Sleep(25 * time.Millisecond)
-			}
+		if ex.Code == 137 && !e.oom.Load() && m.cfg.OOMKilled != nil && m.cfg.OOMKilled(e.id()) {
+			// The OOM event may trail the exit; the cgroup knows already.
+			e.oom.Store(true)
 		}
 		close(re.done)
 		m.onExit(e, run, re)

@@ -38,7 +38,7 @@ func BenchmarkApplyTenContainers(b *testing.B) {
 		ids := make([]string, 0, len(comps))
 		for j := range comps {
 			cr, err := api.Create(ctxT(b), &ctrsvc.CreateContainerRequest{Container: &pb.Container{Name: fmt.Sprintf("direct%d", j),
-				Image: &pb.Image{Name: testImage}, Config: &pb.ContainerConfiguration{Cmd: []string{"sh", "-c", "exec sleep 600"}}}})
+				Image: &pb.Image{Name: testImage}, Config: &pb.ContainerConfiguration{Cmd: []string{"sh", "-c", sleepCmd}}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -100,7 +101,7 @@ func daemon(t testing.TB) ctrsvc.ContainersClient {
 		t.Fatal(err)
 	}
 	bridge := fmt.Sprintf("kua%d", n)
-	args := cmtest.DaemonArgs(dir, env.containerd.Socket, bridge, fmt.Sprintf("10.214.%d.0/24", n))
+	args := cmtest.DaemonArgs(dir, env.containerd.Socket, bridge, fmt.Sprintf("10.215.%d.0/24", n))
 	for i, a := range args {
 		if a == "kanto-cm-test" {
 			args[i] = "kanto-ua-test" // our own containerd namespace
@@ -125,6 +126,7 @@ func daemon(t testing.TB) ctrsvc.ContainersClient {
 		}
 		conn.Close()
 		d.Stop()
+		_ = exec.Command("ip", "link", "del", bridge).Run()
 	})
 	if _, err := imgsvc.NewImagesClient(conn).Import(context.Background(), &imgsvc.ImportRequest{Path: env.archive}); err != nil {
 		t.Fatalf("import: %v", err)
@@ -245,9 +247,13 @@ func (r *rig) apply(id string, comps []updateapi.Component) updateapi.Feedback {
 	}
 }
 
+// sleepCmd runs until stopped and exits at once on SIGTERM (a PID 1 without
+// a handler ignores it, and every stop would wait the full timeout).
+const sleepCmd = "trap 'exit 0' TERM; sleep 600 & wait"
+
 func sleeper(name string, env ...string) updateapi.Component {
 	c := updateapi.Component{ID: name, Version: "test", Config: []updateapi.KeyValue{
-		{Key: "image", Value: testImage}, {Key: "cmd", Value: "sh"}, {Key: "cmd", Value: "-c"}, {Key: "cmd", Value: "exec sleep 600"}}}
+		{Key: "image", Value: testImage}, {Key: "cmd", Value: "sh"}, {Key: "cmd", Value: "-c"}, {Key: "cmd", Value: sleepCmd}}}
 	for _, e := range env {
 		c.Config = append(c.Config, updateapi.KeyValue{Key: "env", Value: e})
 	}
@@ -274,7 +280,7 @@ func containers(t testing.TB, api ctrsvc.ContainersClient) map[string][]view {
 
 func createRunning(t testing.TB, api ctrsvc.ContainersClient, name string) string {
 	r, err := api.Create(ctxT(t), &ctrsvc.CreateContainerRequest{Container: &pb.Container{Name: name, Image: &pb.Image{Name: testImage},
-		Config: &pb.ContainerConfiguration{Cmd: []string{"sh", "-c", "exec sleep 600"}}}})
+		Config: &pb.ContainerConfiguration{Cmd: []string{"sh", "-c", sleepCmd}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

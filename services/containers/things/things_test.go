@@ -1,0 +1,82 @@
+package things
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kantofw/kanto/services/containers/model"
+)
+
+func TestCreateWithConfigMapping(t *testing.T) {
+	b, err := os.ReadFile("testdata/createWithConfig.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req createRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	c := &model.Container{Image: model.Image{Name: req.ImageRef}, Name: req.Name}
+	req.Config.toModel(c)
+	model.FillDefaults(c)
+	if err := model.Validate(c); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	h := c.HostConfig
+	if h.NetworkMode != "bridge" || h.RestartPolicy.Type != "on-failure" || h.RestartPolicy.RetryTimeout != 10*time.Second ||
+		h.LogConfig.DriverConfig.Type != "json-file" || c.Mounts[0].PropagationMode != "rshared" {
+		t.Errorf("enums not mapped: %+v %+v %+v %+v", h.NetworkMode, h.RestartPolicy, h.LogConfig.DriverConfig, c.Mounts)
+	}
+	back := fromModel(c)
+	if back.NetworkMode != "BRIDGE" || back.RestartPolicy.Type != "ON_FAILURE" || back.Log.Type != "JSON_FILE" || back.Log.Mode != "BLOCKING" {
+		t.Errorf("twin form: %+v %+v %+v", back.NetworkMode, back.RestartPolicy, back.Log)
+	}
+	want := req.Config.PortMappings
+	want[0].HostPortEnd = 5000 // filled by the defaults
+	if diff := cmp.Diff(back.PortMappings, want); diff != "" {
+		t.Errorf("ports (-got +want):\n%s", diff)
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	f, s := parsePath("/features/Container:abc/inbox/messages/stopWithOptions")
+	if f != "Container:abc" || s != "stopWithOptions" {
+		t.Errorf("parsePath = %q %q", f, s)
+	}
+	for in, want := range map[string]time.Duration{`"5s"`: 5 * time.Second, `3`: 3 * time.Second, `"2"`: 2 * time.Second, `0`: 0} {
+		if got, err := parseFrequency(json.RawMessage(in)); err != nil || got != want {
+			t.Errorf("parseFrequency(%s) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := parseFrequency(json.RawMessage(`"soon"`)); err == nil {
+		t.Error("bad frequency accepted")
+	}
+}
+
+func FuzzRequests(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req createRequest
+		if json.Unmarshal(data, &req) == nil && req.Config != nil {
+			c := &model.Container{Image: model.Image{Name: req.ImageRef}}
+			req.Config.toModel(c)
+			model.FillDefaults(c)
+			_ = model.Validate(c)
+			_ = fromModel(c)
+		}
+		var mr metricsReq
+		if json.Unmarshal(data, &mr) == nil && mr.Frequency != nil {
+			_, _ = parseFrequency(mr.Frequency)
+		}
+		_, _ = parsePath(string(data))
+	})
+}
