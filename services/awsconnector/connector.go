@@ -65,6 +65,14 @@ type Connector struct {
 	mu       sync.Mutex
 	deviceID string // known once the identity is (possibly after provisioning)
 	mapper   *mapper
+	gets     map[string]chan getAnswer // pending shadow gets by clientToken
+}
+
+// getAnswer is AWS's answer to a shadow get.
+type getAnswer struct {
+	reported map[string]any
+	missing  bool // 404: no such shadow
+	err      error
 }
 
 // New prepares a connector; Run starts it.
@@ -78,7 +86,7 @@ func New(o Options) *Connector {
 	if o.Notifier == nil {
 		o.Notifier = lifecycle.NewNotifier(o.Log)
 	}
-	return &Connector{o: o, s: o.Settings, log: o.Log, cache: newShadowCache()}
+	return &Connector{o: o, s: o.Settings, log: o.Log, cache: newShadowCache(), gets: map[string]chan getAnswer{}}
 }
 
 // identity returns the device id: the CN of the device certificate, or the
@@ -266,6 +274,8 @@ func (c *Connector) attempt(ctx context.Context, bo *uplink.Backoff, sender *upl
 	for _, f := range []string{
 		shadowTopic(id, "", "update/accepted"), shadowTopic(id, "", "delete/accepted"),
 		shadowTopic(id, "+", "update/accepted"), shadowTopic(id, "+", "delete/accepted"),
+		shadowTopic(id, "", "get/accepted"), shadowTopic(id, "", "get/rejected"),
+		shadowTopic(id, "+", "get/accepted"), shadowTopic(id, "+", "get/rejected"),
 	} {
 		_ = aws.Subscribe(ctx, f, 0, c.onShadow)
 	}
@@ -282,6 +292,8 @@ func (c *Connector) attempt(ctx context.Context, bo *uplink.Backoff, sender *upl
 	bo.Reset()
 	c.online.Store(true)
 	defer c.online.Store(false)
+	c.cache.setFetch(func(name string) (map[string]any, error) { return c.getShadow(ctx, aws, id, name) })
+	defer c.cache.setFetch(nil)
 	defer c.corr.Clear()
 	c.status.Send(ctx, "")
 	c.announce(ctx)

@@ -3,6 +3,8 @@ package awsconnector
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -89,6 +91,8 @@ func (c *Connector) onShadow(_ context.Context, m mqtt.Message) {
 		name, rest, _ = strings.Cut(after, "/")
 	}
 	switch rest {
+	case "get/accepted", "get/rejected":
+		c.onGet(rest == "get/accepted", m.Payload)
 	case "delete/accepted":
 		c.cache.remove(name)
 	case "update/accepted":
@@ -151,4 +155,76 @@ func (c *Connector) onCommand(ctx context.Context, m mqtt.Message) {
 		}
 		cancel()
 	}
+}
+
+// getTimeout bounds the wait for a shadow get before a modify.
+const getTimeout = 5 * time.Second
+
+// getShadow asks AWS for a shadow's reported state.
+func (c *Connector) getShadow(ctx context.Context, aws *mqtt.Client, id, name string) (map[string]any, error) {
+	token := randomToken()
+	ch := make(chan getAnswer, 1)
+	c.mu.Lock()
+	c.gets[token] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.gets, token)
+		c.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, getTimeout)
+	defer cancel()
+	payload, _ := json.Marshal(map[string]string{"clientToken": token})
+	if err := aws.Publish(ctx, mqtt.Message{Topic: shadowTopic(id, name, "get"), Payload: payload, QoS: 1}); err != nil {
+		return nil, err
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case a := <-ch:
+		if a.missing {
+			return nil, nil
+		}
+		return a.reported, a.err
+	}
+}
+
+func (c *Connector) onGet(accepted bool, payload []byte) {
+	var doc struct {
+		ClientToken string `json:"clientToken"`
+		Code        int    `json:"code"`
+		State       struct {
+			Reported json.RawMessage `json:"reported"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		return
+	}
+	c.mu.Lock()
+	ch := c.gets[doc.ClientToken]
+	c.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	var a getAnswer
+	switch {
+	case !accepted && doc.Code == 404:
+		a.missing = true
+	case !accepted:
+		a.err = fmt.Errorf("shadow get rejected: %s", payload)
+	case len(doc.State.Reported) > 0 && string(doc.State.Reported) != "null":
+		v, err := decodeJSON(doc.State.Reported)
+		r, _ := v.(map[string]any)
+		a.reported, a.err = r, err
+	}
+	select {
+	case ch <- a:
+	default:
+	}
+}
+
+func randomToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -159,7 +159,7 @@ func (m *mapper) toShadow(env *ditto.Envelope) (msgs []mqtt.Message, ok bool, er
 // exceptDefinition keeps the feature definition (a properties modify).
 func (m *mapper) update(name string, doc map[string]any, modify bool, scope []string, exceptDefinition bool) mqtt.Message {
 	if modify {
-		if cached := m.cache.get(name); cached != nil {
+		if cached := m.cache.current(name); cached != nil {
 			c, n := any(cached), any(doc)
 			for _, s := range scope {
 				cm, _ := c.(map[string]any)
@@ -234,7 +234,7 @@ func (m *mapper) deletes(toks []string, child string) []mqtt.Message {
 		if len(toks) > 3 {
 			return []mqtt.Message{nullAt(name, toks[3:])}
 		}
-		cached := m.cache.get(name)
+		cached := m.cache.current(name)
 		if cached == nil {
 			// Nothing known of the shadow: clear its reported state.
 			m.cache.remove(name)
@@ -352,12 +352,47 @@ func decodeJSON(raw []byte) (any, error) {
 
 // shadowCache is what the connector believes each shadow's reported state
 // is: its own updates, and AWS's update/accepted and delete/accepted.
+// Unlike upstream's (lost on restart, so a modify after a restart left
+// stale keys in the shadow), a shadow not known yet is fetched from AWS
+// (…/get) before the first modify that needs it.
 type shadowCache struct {
 	mu      sync.Mutex
 	reports map[string]map[string]any // shadow name ("" classic) -> reported
+	known   map[string]bool           // fetched or written since the start
+	// fetch gets a shadow's reported state from AWS (nil, nil when it does
+	// not exist); nil while offline.
+	fetch func(name string) (map[string]any, error)
 }
 
-func newShadowCache() *shadowCache { return &shadowCache{reports: map[string]map[string]any{}} }
+func newShadowCache() *shadowCache {
+	return &shadowCache{reports: map[string]map[string]any{}, known: map[string]bool{}}
+}
+
+func (c *shadowCache) setFetch(f func(name string) (map[string]any, error)) {
+	c.mu.Lock()
+	c.fetch = f
+	c.mu.Unlock()
+}
+
+// current is get, fetching the shadow from AWS first when it is not known.
+func (c *shadowCache) current(name string) map[string]any {
+	c.mu.Lock()
+	fetch, known := c.fetch, c.known[name]
+	c.mu.Unlock()
+	if !known && fetch != nil {
+		if r, err := fetch(name); err == nil {
+			c.mu.Lock()
+			if !c.known[name] { // nothing written meanwhile
+				if r != nil {
+					c.reports[name] = r
+				}
+				c.known[name] = true
+			}
+			c.mu.Unlock()
+		}
+	}
+	return c.get(name)
+}
 
 func (c *shadowCache) get(name string) map[string]any {
 	c.mu.Lock()
@@ -373,6 +408,7 @@ func (c *shadowCache) get(name string) map[string]any {
 func (c *shadowCache) merge(name string, doc map[string]any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.known[name] = true
 	r := c.reports[name]
 	if r == nil {
 		r = map[string]any{}
@@ -386,6 +422,7 @@ func (c *shadowCache) merge(name string, doc map[string]any) {
 
 func (c *shadowCache) remove(name string) {
 	c.mu.Lock()
+	c.known[name] = true
 	delete(c.reports, name)
 	c.mu.Unlock()
 }
