@@ -13,24 +13,25 @@ import (
 	"time"
 )
 
-// Container is one managed container.
+// Container is one managed container. Field order and omitempty follow
+// upstream, so `kanto-cm get` prints the same JSON.
 type Container struct {
 	ID                        string                  `json:"container_id"`
 	Name                      string                  `json:"container_name"`
 	Image                     Image                   `json:"image"`
 	DomainName                string                  `json:"domain_name"`
 	HostName                  string                  `json:"host_name"`
-	ResolvConfPath            string                  `json:"resolv_conf_path"`
-	HostsPath                 string                  `json:"hosts_path"`
-	HostnamePath              string                  `json:"hostname_path"`
+	ResolvConfPath            string                  `json:"resolv_conf_path,omitempty"`
+	HostsPath                 string                  `json:"hosts_path,omitempty"`
+	HostnamePath              string                  `json:"hostname_path,omitempty"`
 	Mounts                    []MountPoint            `json:"mount_points"`
 	Hooks                     []Hook                  `json:"hooks"`
+	Config                    *ContainerConfiguration `json:"config"`
 	HostConfig                *HostConfig             `json:"host_config"`
 	IOConfig                  *IOConfig               `json:"io_config"`
-	Config                    *ContainerConfiguration `json:"config"`
 	NetworkSettings           *NetworkSettings        `json:"network_settings"`
 	State                     *State                  `json:"state"`
-	Created                   string                  `json:"created"`
+	Created                   string                  `json:"created,omitempty"`
 	RestartCount              int                     `json:"restart_count"`
 	ManuallyStopped           bool                    `json:"manually_stopped"`
 	StartedSuccessfullyBefore bool                    `json:"started_successfully_before"`
@@ -79,13 +80,13 @@ type HostConfig struct {
 	Devices           []DeviceMapping   `json:"devices"`
 	NetworkMode       string            `json:"network_mode"`
 	Privileged        bool              `json:"privileged"`
+	RestartPolicy     *RestartPolicy    `json:"restart_policy"`
+	Runtime           string            `json:"runtime"`
 	ExtraHosts        []string          `json:"extra_hosts"`
 	ExtraCapabilities []string          `json:"extra_capabilities"`
 	PortMappings      []PortMapping     `json:"port_mappings"`
 	LogConfig         *LogConfiguration `json:"log_config"`
 	Resources         *Resources        `json:"resources"`
-	RestartPolicy     *RestartPolicy    `json:"restart_policy"`
-	Runtime           string            `json:"runtime"`
 }
 
 // Network modes.
@@ -180,9 +181,9 @@ type ContainerConfiguration struct {
 // NetworkSettings is runtime network data.
 type NetworkSettings struct {
 	Networks            map[string]*EndpointSettings `json:"networks"`
-	SandboxID           string                       `json:"sandbox_id"`
-	SandboxKey          string                       `json:"sandbox_key"`
-	NetworkControllerID string                       `json:"network_controller_id"`
+	SandboxID           string                       `json:"sandbox_id,omitempty"`
+	SandboxKey          string                       `json:"sandbox_key,omitempty"`
+	NetworkControllerID string                       `json:"network_controller_id,omitempty"`
 }
 
 // EndpointSettings is one network attachment.
@@ -240,8 +241,8 @@ type State struct {
 	Restarting bool   `json:"restarting"`
 	Paused     bool   `json:"paused"`
 	Running    bool   `json:"running"`
-	Status     Status `json:"status"`
 	OOMKilled  bool   `json:"oomKilled"`
+	Status     Status `json:"status"`
 }
 
 // StopOptions control how a container is stopped. Timeout is in seconds.
