@@ -57,7 +57,14 @@ func NewCloud(t testing.TB, o Options) *Cloud {
 	if o.CA == nil {
 		o.CA = ca
 	}
-	c.Service, err = Start(ctx, c.Backend, nil, o)
+	// The back-end listener may open a moment after the device listener
+	// the broker runner waited for.
+	for {
+		if c.Service, err = Start(ctx, c.Backend, nil, o); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,10 +87,12 @@ func Start(ctx context.Context, brokerURL string, tlsCfg *tls.Config, o Options)
 	}
 	for _, f := range filters {
 		if err := s.c.Subscribe(ctx, f, 1, s.handle); err != nil {
+			s.c.Close()
 			return nil, err
 		}
 	}
 	if err := s.c.Connect(ctx); err != nil {
+		s.c.Close()
 		return nil, err
 	}
 	return s, nil
