@@ -113,6 +113,12 @@ func (c *Client) Import(ctx context.Context, r io.Reader) ([]string, error) {
 // Prune deletes the images no container uses (inUse holds the refs the
 // daemon's containers name) and lets containerd collect their content.
 func (c *Client) Prune(ctx context.Context, inUse []string) ([]string, error) {
+	return c.PruneOlder(ctx, inUse, time.Time{})
+}
+
+// PruneOlder is Prune for the images created before cutoff (all of them
+// when cutoff is zero): the image expiry of the daemon config.
+func (c *Client) PruneOlder(ctx context.Context, inUse []string, cutoff time.Time) ([]string, error) {
 	ctx = c.nsCtx(ctx)
 	all, err := c.c.ImageService().List(ctx)
 	if err != nil {
@@ -120,7 +126,7 @@ func (c *Client) Prune(ctx context.Context, inUse []string) ([]string, error) {
 	}
 	var removed []string
 	for _, i := range all {
-		if slices.Contains(inUse, i.Name) {
+		if slices.Contains(inUse, i.Name) || (!cutoff.IsZero() && i.CreatedAt.After(cutoff)) {
 			continue
 		}
 		if err := c.c.ImageService().Delete(ctx, i.Name, images.SynchronousDelete()); err != nil && !errdefs.IsNotFound(err) {

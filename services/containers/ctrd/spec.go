@@ -25,6 +25,8 @@ type RunSpec struct {
 	LogFile     string
 	LogMaxSize  int64
 	LogMaxFiles int
+	// LogBuffer > 0 selects the non-blocking mode with that many bytes.
+	LogBuffer int64
 }
 
 func (c *Client) specOpts(img containerd.Image, s RunSpec) ([]oci.SpecOpts, error) {
@@ -197,8 +199,9 @@ func withHooks(hooks []model.Hook) oci.SpecOpts {
 // logArgs are the logging binary's flags, passed through the log URI.
 func logArgs(s RunSpec) map[string]string {
 	return map[string]string{
-		"--file":      s.LogFile,
-		"--max-size":  strconv.FormatInt(s.LogMaxSize, 10),
-		"--max-files": strconv.Itoa(s.LogMaxFiles),
+		"--file":            s.LogFile,
+		"--max-size":        strconv.FormatInt(s.LogMaxSize, 10),
+		"--max-files":       strconv.Itoa(s.LogMaxFiles),
+		"--max-buffer-size": strconv.FormatInt(s.LogBuffer, 10),
 	}
 }

@@ -162,6 +162,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer func() { <-deployed }()
 	}
+	if !cfg.Containers.ImageExpiryDisable && cfg.Containers.ImageExpiry > 0 {
+		// Owned by Run: ends with ctx.
+		go expireImages(ctx, rt, m, time.Duration(cfg.Containers.ImageExpiry), log.With("component", "images"))
+	}
 	if cfg.Things.Enable {
 		stopThings := startThings(ctx, cfg, m, rt, log.With("component", "things"))
 		defer stopThings()
@@ -249,3 +253,25 @@ func listen(proto, addr string) (net.Listener, error) {
 }
 
 var _ = io.Discard
+
+// expireImages removes the images no container uses once they are older
+// than expiry: at start, then every hour (upstream also checks after each
+// removal; an hourly sweep bounds the delay instead).
+func expireImages(ctx context.Context, rt *ctrd.Client, m *mgr.Manager, expiry time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		removed, err := rt.PruneOlder(ctx, m.ImagesInUse(), time.Now().Add(-expiry))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("image expiry", "err", err)
+		}
+		for _, r := range removed {
+			log.Info("expired image removed", "image", r)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -58,7 +58,7 @@ func waitStatus(t *testing.T, d *cmtest.Daemon, id string, want model.Status) *m
 
 func TestCLILifecycle(t *testing.T) {
 	d := setup(t)
-	id := strings.TrimSpace(cli(t, d, "create", "-n", "life", "--e", "FOO=bar", testImage, "sh", "-c", "trap 'exit 3' TERM; echo hello $FOO $IMAGE_VAR; echo oops >&2; while true; do sleep 0.1; done"))
+	id := strings.TrimSpace(cli(t, d, "create", "-n", "life", "--e", "FOO=bar", "--log-mode", "non-blocking", "--log-max-buffer-size", "64k", testImage, "sh", "-c", "trap 'exit 3' TERM; echo hello $FOO $IMAGE_VAR; echo oops >&2; while true; do sleep 0.1; done"))
 	if len(id) != 36 {
 		t.Fatalf("create printed %q, want a UUID", id)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,5 +73,33 @@ func TestCopySplitsLongLines(t *testing.T) {
 	}
 	if err := Tail(filepath.Join(t.TempDir(), "none"), 1, func(string) error { return nil }); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+type slowWriter struct {
+	mu    sync.Mutex
+	gate  chan struct{}
+	lines []string
+}
+
+func (s *slowWriter) Write(_, line string) error {
+	<-s.gate
+	s.mu.Lock()
+	s.lines = append(s.lines, line)
+	s.mu.Unlock()
+	return nil
+}
+
+func TestBufferDropsWhenFull(t *testing.T) {
+	sw := &slowWriter{gate: make(chan struct{})}
+	b := NewBuffer(sw, 10)
+	for i := range 5 {
+		_ = b.Write("stdout", fmt.Sprintf("%04d\n", i)) // 5 bytes each
+	}
+	close(sw.gate)
+	b.Close()
+	// The writer holds one line while blocked; two more fit in 10 bytes.
+	if len(sw.lines) < 2 || len(sw.lines) > 3 || b.Dropped == 0 {
+		t.Errorf("written %q, dropped %d", sw.lines, b.Dropped)
 	}
 }

@@ -22,6 +22,7 @@ func Main(_ context.Context, env *cli.Env, args []string) error {
 	file := fs.String("file", "", "json.log path")
 	maxSize := fs.Int64("max-size", 100<<20, "rotate at this many bytes")
 	maxFiles := fs.Int("max-files", 2, "files kept, the current one included")
+	bufSize := fs.Int64("max-buffer-size", 0, "non-blocking mode: bytes buffered before lines are dropped (0: blocking)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +33,12 @@ func Main(_ context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	w := &Writer{Path: *file, MaxSize: *maxSize, MaxFiles: *maxFiles}
+	var sink LineWriter = w
+	var buf *Buffer
+	if *bufSize > 0 {
+		buf = NewBuffer(w, *bufSize)
+		sink = buf
+	}
 	logging.Run(func(_ context.Context, cfg *logging.Config, ready func() error) error {
 		defer w.Close()
 		var wg sync.WaitGroup
@@ -39,8 +46,11 @@ func Main(_ context.Context, env *cli.Env, args []string) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = Copy(w, stream, r)
+				_ = Copy(sink, stream, r)
 			}()
+		}
+		if buf != nil {
+			defer buf.Close()
 		}
 		if err := ready(); err != nil {
 			return err
@@ -53,8 +63,13 @@ func Main(_ context.Context, env *cli.Env, args []string) error {
 	return nil // not reached: logging.Run exits
 }
 
+// LineWriter records one line of a stream; *Writer and *Buffer are ones.
+type LineWriter interface {
+	Write(stream, line string) error
+}
+
 // Copy writes each line of r (up to 16 KiB; longer lines are split) to w.
-func Copy(w *Writer, stream string, r io.Reader) error {
+func Copy(w LineWriter, stream string, r io.Reader) error {
 	br := bufio.NewReaderSize(r, 16<<10)
 	for {
 		line, err := br.ReadSlice('\n')

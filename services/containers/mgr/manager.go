@@ -358,6 +358,9 @@ func (m *Manager) startTask(ctx context.Context, e *entry) error {
 		spec.LogFile = m.LogPath(c)
 		spec.LogMaxFiles = dc.MaxFiles
 		spec.LogMaxSize, _ = model.ParseSize(dc.MaxSize)
+		if mc := c.HostConfig.LogConfig.ModeConfig; mc != nil && mc.Mode == model.LogModeNonBlock {
+			spec.LogBuffer, _ = model.ParseSize(mc.MaxBufferSize)
+		}
 		if err := os.MkdirAll(filepath.Dir(spec.LogFile), 0o755); err != nil {
 			return err
 		}
