@@ -288,10 +288,15 @@ const (
 
 // connectorConf points suite-connector at the provisioned identity on the
 // data partition (written by kanto image provision); until it exists the
-// connector waits for it.
+// connector waits for it. The address is empty so that an unprovisioned
+// device passes the static checks (the default is a TLS hub, whose CA file
+// would have to exist at start); the provisioning file supplies it. For a
+// TLS hub, give the CA with -service or a connector config of your own:
+// suite-connector checks the caCert file when it starts.
 const connectorConf = `{
+  "address": "",
   "provisioningFile": "/data/kanto/provisioning/provisioning.json",
-  "caCert": "/data/kanto/provisioning/ca.crt",
+  "caCert": "",
   "localAddress": "tcp://127.0.0.1:1883",
   "logFile": "",
   "bufferFile": "/data/kanto/suite-connector.buffer"
@@ -304,9 +309,10 @@ allow_anonymous true
 persistence true
 persistence_location /data/mosquitto/
 user root
-log_dest stdout
+log_dest stderr
 log_type error
 log_type warning
+log_type notice
 log_timestamp false
 `
 

@@ -119,6 +119,9 @@ func Args(o Options) []string {
 	if !o.NoWatchdog {
 		a = append(a, "-device", "i6300esb")
 	}
+	// Entropy from the host: without it the guest's getrandom(2) can block
+	// for a long time under TCG, and Go programs stall in crypto/rand.
+	a = append(a, "-device", "virtio-rng-pci")
 	return append(a, o.Extra...)
 }
 

@@ -31,8 +31,10 @@ func (r *runner) markReady(pid int) {
 	r.mu.Lock()
 	r.st.Ready = true
 	r.mu.Unlock()
-	r.readyOnce.Do(func() { close(r.ready) })
+	// The event first: whoever waits on the channel sees the event's
+	// effects (console line, status file) already done.
 	r.sup.emit(Event{Service: r.svc.Name, Kind: EventReady, PID: pid})
+	r.readyOnce.Do(func() { close(r.ready) })
 }
 
 func (r *runner) loop(ctx context.Context) {

@@ -27,6 +27,7 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 	fs.IntVar(&o.MemMiB, "mem", 512, "guest memory in MiB")
 	fs.BoolVar(&o.NoNet, "no-net", false, "no network card")
 	fs.Var(&config.StringList{Values: &fwd}, "hostfwd", "user-net forward like tcp::2222-:22 (repeatable)")
+	fs.Var(&config.StringList{Values: &o.Extra}, "qemu-arg", "extra QEMU argument (repeatable, in order)")
 	fs.StringVar(&o.OVMF, "ovmf", qemu.DefaultOVMF, "UEFI firmware")
 	fs.BoolVar(&printArgs, "print", false, "print the QEMU command line instead of running it")
 	until := fs.String("until", "", "run without a terminal: stop (power cut) at the first console line matching this regexp and print the time it took")

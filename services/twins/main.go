@@ -36,17 +36,20 @@ func LoadSettings(env *cli.Env, args []string) (Settings, error) {
 	if *version {
 		return s, errVersion
 	}
+	// Flags given explicitly win over the provisioning file: note their
+	// values before the file overwrites the fields they are bound to.
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
 	if err := applyProvisioning(s.ProvisioningFile, &s); err != nil {
 		return s, err
 	}
-	// Flags given explicitly win over the provisioning file.
-	fs.Visit(func(f *flag.Flag) {
-		again := flag.NewFlagSet("", flag.ContinueOnError)
-		s.RegisterFlags(again)
-		if g := again.Lookup(f.Name); g != nil {
-			_ = g.Value.Set(f.Value.String())
+	again := flag.NewFlagSet("", flag.ContinueOnError)
+	s.RegisterFlags(again)
+	for name, v := range given {
+		if again.Lookup(name) != nil {
+			_ = again.Set(name, v)
 		}
-	})
+	}
 	return s, nil
 }
 
