@@ -2,8 +2,8 @@
 # Local digital twins: persisted twin updates per second and p99 latency
 # (a property modify handled end to end in-process: parse, apply, one fsynced
 # bbolt transaction, response and event) next to raw bbolt writes of the same
-# records measured in the same run, and their ratio. Then the idle RSS of
-# local-digital-twins and aws-connector (bench/idle-rss.sh).
+# records measured in the same run, and their ratio. (Idle RSS of the
+# services: bench/idle-rss.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
@@ -20,4 +20,3 @@ awk '
       r["twins"]/n["twins"], p50["twins"]/n["twins"], p99["twins"]/n["twins"], r["bbolt"]/n["bbolt"], p50["bbolt"]/n["bbolt"], p99["bbolt"]/n["bbolt"],
       (r["twins"]/n["twins"])/(r["bbolt"]/n["bbolt"])
   }' "$out/bench.txt"
-[ "${RSS:-1}" = 1 ] && bench/idle-rss.sh

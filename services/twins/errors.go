@@ -1,19 +1,10 @@
 package twins
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
-// Sentinel categories of failed twin commands; a thingError carries the
-// Ditto error the local app receives.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid command")
-)
-
-// thingError is the value of a twin error envelope, upstream's texts.
+// thingError is the value of a twin error envelope (upstream's codes and
+// texts). A failed command is answered with it, not returned as a Go error:
+// the local app is the one to act on it.
 type thingError struct {
 	Status      int    `json:"status"`
 	Error       string `json:"error"`
@@ -80,15 +71,4 @@ func errFieldSelector(err error) *thingError {
 
 func errUnknown(msg string, err error) *thingError {
 	return &thingError{400, "unknown", fmt.Sprintf("%s: %s.", msg, err), "Unexpected error on command execution. Try it later."}
-}
-
-// category maps a Ditto error to a sentinel, for callers using errors.Is.
-func (e *thingError) category() error {
-	switch e.Status {
-	case 404:
-		return ErrNotFound
-	case 409:
-		return ErrConflict
-	}
-	return ErrInvalid
 }
