@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +147,47 @@ func TestThings(t *testing.T) {
 	events.find(t, "feature deleted", func(_ string, e *ditto.Envelope) bool {
 		return e.Path == "/features/Container:"+id && strings.HasSuffix(e.Topic, "/things/twin/commands/delete")
 	})
+	// SoftwareUpdatable: install a descriptor served over HTTP (checksum
+	// checked), then remove it.
+	desc := `{"container_name": "swu", "image": {"name": "` + testImage + `"}, "config": {"cmd": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, desc) }))
+	defer srv.Close()
+	sum := sha256.Sum256([]byte(desc))
+	install := func(reqID, corr, checksum string) {
+		command(t, peer, reqID, "SoftwareUpdatable", "install", map[string]any{
+			"correlationId": corr,
+			"softwareModules": []any{map[string]any{
+				"softwareModule": map[string]string{"name": "swu", "version": "1"},
+				"artifacts": []any{map[string]any{
+					"filename": "swu.json", "download": map[string]any{"HTTP": map[string]string{"url": srv.URL}},
+					"checksums": map[string]string{"SHA256": checksum},
+				}},
+			}},
+		})
+	}
+	install("r8", "bad-sum", strings.Repeat("0", 64))
+	events.find(t, "install rejected", func(_ string, e *ditto.Envelope) bool {
+		return strings.HasSuffix(e.Path, "/status/lastOperation") && strings.Contains(string(e.Value), `"correlationId":"bad-sum"`) && strings.Contains(string(e.Value), "FINISHED_REJECTED")
+	})
+	install("r9", "good", hex.EncodeToString(sum[:]))
+	events.find(t, "install finished", func(_ string, e *ditto.Envelope) bool {
+		return strings.HasSuffix(e.Path, "/status/lastOperation") && strings.Contains(string(e.Value), `"correlationId":"good"`) && strings.Contains(string(e.Value), "FINISHED_SUCCESS")
+	})
+	swuID := strings.TrimSpace(cli(t, d, "list", "-q", "-n", "swu"))
+	dep := events.find(t, "installed dependency", func(_ string, e *ditto.Envelope) bool {
+		return strings.Contains(e.Path, "/status/installedDependencies/") && strings.Contains(e.Path, swuID)
+	})
+	if !strings.Contains(dep.Path, "docker.io%2Flibrary%2Fkcm-busybox."+swuID+":test") {
+		t.Errorf("dependency key: %s", dep.Path)
+	}
+	command(t, peer, "r10", "SoftwareUpdatable", "remove", map[string]any{"correlationId": "rm", "forced": true,
+		"software": []any{map[string]string{"group": "docker.io/library/kcm-busybox", "name": swuID, "version": "test"}}})
+	events.find(t, "removed", func(_ string, e *ditto.Envelope) bool {
+		return strings.HasSuffix(e.Path, "/status/lastOperation") && strings.Contains(string(e.Value), `"correlationId":"rm"`) && strings.Contains(string(e.Value), "FINISHED_SUCCESS")
+	})
+	if out, _, _ := d.CLI("list", "-q", "-n", "swu"); strings.TrimSpace(out) != "" {
+		t.Errorf("swu still there: %q", out)
+	}
 	command(t, peer, "r7", "ContainerFactory", "create", map[string]any{"imageRef": ""})
 	if r := responses.find(t, "empty imageRef", func(topic string, _ *ditto.Envelope) bool {
 		return strings.HasPrefix(topic, "command//"+thing+"/res/r7/")

@@ -1,7 +1,8 @@
 // Package things serves the container-management Ditto features over the
 // local MQTT broker (Hono-style topics, Ditto protocol envelopes):
 // ContainerFactory (create, createWithConfig), one Container:<id> feature
-// per container with its status and operations, and Metrics.
+// per container with its status and operations, SoftwareUpdatable (install
+// container descriptors from URLs, remove) and Metrics.
 //
 // Flow: after connecting it asks edge/thing/request for the device identity
 // and, on edge/thing/response, takes <deviceId>:edge:containers as its thing,
@@ -54,7 +55,7 @@ type Manager interface {
 
 // Options configure the features.
 type Options struct {
-	Features []string // ContainerFactory, Metrics (SoftwareUpdatable is not served)
+	Features []string // ContainerFactory, SoftwareUpdatable, Metrics
 	Sampler  Sampler
 	Log      *slog.Logger
 }
@@ -169,6 +170,11 @@ func (t *Things) register(ctx context.Context) error {
 			return err
 		}
 	}
+	if t.enabled("SoftwareUpdatable") {
+		if err := t.modify(ctx, "/features/SoftwareUpdatable", t.softwareFeature()); err != nil {
+			return err
+		}
+	}
 	for _, c := range t.m.List() {
 		if err := t.modify(ctx, "/features/Container:"+c.ID, containerFeature(c)); err != nil {
 			return err
@@ -236,8 +242,20 @@ func (t *Things) onEvent(ctx context.Context, ev mgr.Event) error {
 	path := "/features/Container:" + c.ID
 	switch ev.Action {
 	case "created":
+		if t.enabled("SoftwareUpdatable") {
+			k, d := dependencyOf(c)
+			if err := t.modify(ctx, "/features/SoftwareUpdatable/properties/status/installedDependencies/"+k, d); err != nil {
+				return err
+			}
+		}
 		return t.modify(ctx, path, containerFeature(c))
 	case "removed":
+		if t.enabled("SoftwareUpdatable") {
+			k, _ := dependencyOf(c)
+			if err := t.twin(ctx, "delete", "/features/SoftwareUpdatable/properties/status/installedDependencies/"+k, nil); err != nil {
+				return err
+			}
+		}
 		st := stateOf(c)
 		st.Status = "DEAD"
 		if err := t.modify(ctx, path+"/properties/status/state", st); err != nil {
@@ -334,6 +352,8 @@ func (t *Things) dispatch(ctx context.Context, featureID, op string, raw json.Ra
 	switch {
 	case featureID == "ContainerFactory" && t.enabled("ContainerFactory"):
 		return t.factory(ctx, op, raw)
+	case featureID == "SoftwareUpdatable" && t.enabled("SoftwareUpdatable"):
+		return nil, t.softwareUpdatable(ctx, op, raw)
 	case featureID == "Metrics" && t.enabled("Metrics"):
 		return nil, t.metricsRequest(ctx, op, raw)
 	case strings.HasPrefix(featureID, "Container:"):
