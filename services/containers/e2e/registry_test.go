@@ -55,6 +55,13 @@ func TestRegistryTLSBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := setup(t, writeConfig(t, registryConfig(reg, "kanto", "s3cret"))...)
+	other, err := reg.Push(img, "kanto/other", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cli(t, d, "pull", other); !strings.Contains(got, "fetching manifest") || !strings.Contains(got, "pulled "+other) {
+		t.Errorf("pull progress: %q", got)
+	}
 	out, errOut, code := d.CLI("create", "-n", "pulled", "--rp", "no", ref)
 	if code != 0 {
 		t.Fatalf("create: %s %s", out, errOut)
