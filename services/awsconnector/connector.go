@@ -274,6 +274,7 @@ func (c *Connector) attempt(ctx context.Context, bo *uplink.Backoff, sender *upl
 	for _, f := range []string{
 		shadowTopic(id, "", "update/accepted"), shadowTopic(id, "", "delete/accepted"),
 		shadowTopic(id, "+", "update/accepted"), shadowTopic(id, "+", "delete/accepted"),
+		shadowTopic(id, "", "update/rejected"), shadowTopic(id, "+", "update/rejected"),
 		shadowTopic(id, "", "get/accepted"), shadowTopic(id, "", "get/rejected"),
 		shadowTopic(id, "+", "get/accepted"), shadowTopic(id, "+", "get/rejected"),
 	} {

@@ -93,6 +93,11 @@ func (c *Connector) onShadow(_ context.Context, m mqtt.Message) {
 	switch rest {
 	case "get/accepted", "get/rejected":
 		c.onGet(rest == "get/accepted", m.Payload)
+	case "update/rejected":
+		// AWS refused an update (too large, invalid); what it holds is
+		// unknown now, so fetch it before the next modify.
+		c.log.Warn("AWS rejected a shadow update", "shadow", name, "answer", string(m.Payload))
+		c.cache.forget(name)
 	case "delete/accepted":
 		c.cache.remove(name)
 	case "update/accepted":

@@ -420,6 +420,14 @@ func (c *shadowCache) merge(name string, doc map[string]any) {
 	}
 }
 
+// forget drops what is known of a shadow, so it is fetched again.
+func (c *shadowCache) forget(name string) {
+	c.mu.Lock()
+	delete(c.known, name)
+	delete(c.reports, name)
+	c.mu.Unlock()
+}
+
 func (c *shadowCache) remove(name string) {
 	c.mu.Lock()
 	c.known[name] = true
