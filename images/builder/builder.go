@@ -72,6 +72,11 @@ type Config struct {
 	// CloudWithin, without Minimal, makes "connected to the cloud within
 	// this many seconds" one of the OTA agent's health checks (0: none).
 	CloudWithin int
+	// BrokerListen is the address Mosquitto listens on (default
+	// 127.0.0.1). Tests set 0.0.0.0 to reach the device's broker through a
+	// QEMU host forward; never ship that: the broker allows anonymous
+	// clients.
+	BrokerListen string
 	// Services run under the init after the built-in ones.
 	Services []initcfg.Service
 	// Health overrides the init's health settings when non-zero.

@@ -304,7 +304,7 @@ const connectorConf = `{
 `
 
 const mosquittoConf = `# Device-local broker of the Kanto image (services talk through it).
-listener 1883 127.0.0.1
+listener 1883 %s
 allow_anonymous true
 persistence true
 persistence_location /data/mosquitto/
@@ -388,7 +388,11 @@ func (b *build) rootfs(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	t.file("etc/kanto/firmware/keyring.pem", filepath.Join(b.cfg.KeysDir, "ca.crt"), 0o644)
-	t.data("etc/mosquitto/mosquitto.conf", []byte(mosquittoConf), 0o644)
+	listen := b.cfg.BrokerListen
+	if listen == "" {
+		listen = "127.0.0.1"
+	}
+	t.data("etc/mosquitto/mosquitto.conf", []byte(fmt.Sprintf(mosquittoConf, listen)), 0o644)
 	t.data("etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\nmosquitto:x:100:101::/data/mosquitto:/usr/sbin/nologin\n"), 0o644)
 	t.data("etc/group", []byte("root:x:0:\ntty:x:5:\nmosquitto:x:101:\n"), 0o644)
 	t.data("etc/hosts", []byte("127.0.0.1 localhost kanto\n::1 localhost\n"), 0o644)

@@ -134,14 +134,7 @@ func (im *Images) Build(t *testing.T, name string, cfg builder.Config) *builder.
 	if r, ok := im.built[name]; ok {
 		return r
 	}
-	if im.built == nil {
-		im.built = map[string]*builder.Result{}
-		d, err := os.MkdirTemp("", "kanto-vmtest-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		im.dir = d
-	}
+	im.init(t)
 	cfg.OutDir = filepath.Join(im.dir, name)
 	if cfg.KantoBinary == "" {
 		cfg.KantoBinary = os.Getenv("KANTO_IMAGE_KANTO_BIN")
@@ -154,6 +147,28 @@ func (im *Images) Build(t *testing.T, name string, cfg builder.Config) *builder.
 	}
 	im.built[name] = r
 	return r
+}
+
+// Dir returns the directory the images are built in (created on first use).
+func (im *Images) Dir(t *testing.T) string {
+	t.Helper()
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	im.init(t)
+	return im.dir
+}
+
+func (im *Images) init(t *testing.T) {
+	t.Helper()
+	if im.built != nil {
+		return
+	}
+	im.built = map[string]*builder.Result{}
+	d, err := os.MkdirTemp("", "kanto-vmtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.dir = d
 }
 
 // Cleanup removes the built images.
