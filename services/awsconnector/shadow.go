@@ -110,6 +110,11 @@ func (m *mapper) toShadow(env *ditto.Envelope) (msgs []mqtt.Message, ok bool, er
 		return nil, true, nil
 	}
 	modify := t.Action == "modify"
+	if a, ok := thing["attributes"]; ok && a == nil && t.Action == "merge" {
+		// A merge patch removing all attributes removes their shadow.
+		m.cache.remove(shadowName(child, ""))
+		msgs = append(msgs, mqtt.Message{Topic: shadowTopic(m.deviceID, shadowName(child, ""), "delete"), Payload: []byte{}, QoS: 1})
+	}
 	if attrs, ok := thing["attributes"].(map[string]any); ok {
 		name := shadowName(child, "")
 		var scope []string
@@ -120,6 +125,12 @@ func (m *mapper) toShadow(env *ditto.Envelope) (msgs []mqtt.Message, ok bool, er
 	}
 	features, _ := thing["features"].(map[string]any)
 	for _, f := range slices.Sorted(maps.Keys(features)) {
+		if features[f] == nil && t.Action == "merge" {
+			// A merge patch removing a feature removes its shadow.
+			m.cache.remove(shadowName(child, f))
+			msgs = append(msgs, mqtt.Message{Topic: shadowTopic(m.deviceID, shadowName(child, f), "delete"), Payload: []byte{}, QoS: 1})
+			continue
+		}
 		feat, ok := features[f].(map[string]any)
 		if !ok {
 			continue
