@@ -10,6 +10,13 @@
 // bounded buffer of the suite connector (nothing is lost while offline or
 // on a kill -9); a device with a claim certificate provisions itself by
 // AWS IoT fleet provisioning; thing info is answered while offline too.
+// Upstream quirks not kept: arrays are values in modify (AWS replaces them
+// whole; upstream merged them by index, leaving nulls inside); the shadow
+// cache is fetched from AWS when unknown (upstream's was lost on restart)
+// and follows accepted updates by merging (upstream kept only the last
+// one); cmd//<dev>/q/… commands are duplicated to c//<dev>/q/… (upstream
+// computed c///q/); a merge patch nulling a feature deletes its shadow;
+// refused credentials are retried with the backoff, never given up.
 //
 // Goroutines: Run owns the local clients' subscription goroutines (package
 // mqtt), the intake and one AWS session at a time, which owns its sender.
