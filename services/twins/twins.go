@@ -9,7 +9,14 @@
 // connector (package buffer), so nothing published while offline is lost;
 // deleting a thing really deletes it (and the delete reaches the cloud on
 // the next sync); "connected" in edge/connection/remote/status means the
-// cloud is connected.
+// cloud is connected; a thing without features sends no null retrieve on
+// sync; a thing changed as a whole while offline is sent whole (upstream
+// only sent features); refused credentials are retried with the backoff
+// (upstream gave up at once and stayed local-only); the cloud's answer to
+// the sync's retrieve is awaited for SyncTimeout, then local changes go up
+// anyway. Telemetry and events go to Hono's normalised topics
+// (event/<tenant>/<thing>), which Hono treats as upstream's e and
+// e/<tenant>/<thing>.
 //
 // Goroutines: Run owns the local clients' subscription goroutines (package
 // mqtt), the intake, the announcer and one hub session at a time; a hub
