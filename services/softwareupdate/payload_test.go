@@ -131,3 +131,43 @@ func FuzzStatusFile(f *testing.F) {
 		}
 	})
 }
+
+func TestLocalArtifactModes(t *testing.T) {
+	root := t.TempDir()
+	inst := filepath.Join(root, "inst")
+	sub := filepath.Join(inst, "sub")
+	other := filepath.Join(root, "other")
+	for _, d := range []string{sub, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(inst, "a.sh"), filepath.Join(sub, "b.sh"), filepath.Join(other, "c.sh")} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := []string{inst}
+	for _, tc := range []struct {
+		link, mode string
+		ok         bool
+	}{
+		{filepath.Join(inst, "a.sh"), ModeStrict, true},
+		{"a.sh", ModeStrict, true}, // relative: joined to each install dir
+		{filepath.Join(sub, "b.sh"), ModeStrict, false},
+		{filepath.Join(sub, "b.sh"), ModeScoped, true},
+		{"sub/b.sh", ModeScoped, true},
+		{filepath.Join(other, "c.sh"), ModeScoped, false},
+		{filepath.Join(inst, "..", "other", "c.sh"), ModeScoped, false},
+		{filepath.Join(other, "c.sh"), ModeLax, true},
+		{filepath.Join(inst, "missing.sh"), ModeLax, false},
+	} {
+		_, err := localPath(tc.link, dirs, tc.mode)
+		if (err == nil) != tc.ok {
+			t.Errorf("localPath(%q, %s) = %v, want ok=%v", tc.link, tc.mode, err, tc.ok)
+		}
+	}
+	if _, err := localPath(filepath.Join(inst, "a.sh"), nil, ModeStrict); err == nil {
+		t.Error("strict without installDirs accepted")
+	}
+}

@@ -50,7 +50,8 @@ type Manager struct {
 	reboot Rebooter
 	now    func() time.Time
 
-	events chan event
+	events  chan event
+	stopped chan struct{} // closed when Run returns; late timers drop their events
 
 	// Owned by Run.
 	c          *campaign
@@ -85,7 +86,6 @@ type event struct {
 	env        *updateapi.Envelope
 	status     updateapi.ConsentStatus
 	gen        int
-	done       chan struct{}
 }
 
 // Deps are the manager's collaborators.
@@ -108,12 +108,15 @@ func NewManager(cfg Config, d Deps) *Manager {
 	}
 	return &Manager{
 		cfg: cfg, log: d.Log, db: d.DB, cloud: d.Cloud, agents: d.Agents, reboot: d.Reboot, now: d.Now,
-		events: make(chan event, 256), inv: map[string]*domainInventory{}, refreshes: map[string]*refresh{},
+		events: make(chan event, 256), stopped: make(chan struct{}), inv: map[string]*domainInventory{}, refreshes: map[string]*refresh{},
 	}
 }
 
 func (m *Manager) post(e event) {
-	m.events <- e
+	select {
+	case m.events <- e:
+	case <-m.stopped:
+	}
 }
 
 // Apply hands a desired state message (the whole envelope) to the manager.
@@ -143,18 +146,12 @@ func (m *Manager) AgentCurrentState(domain string, payload []byte) {
 	m.post(event{kind: "currentstate", domain: domain, payload: payload})
 }
 
-// Sync waits until every event posted before it was handled (tests).
-func (m *Manager) Sync() {
-	done := make(chan struct{})
-	m.post(event{kind: "sync", done: done})
-	<-done
-}
-
 // Run loads a persisted campaign, asks agents for their current state and
 // handles events until ctx ends. A running campaign is kept for the next
 // start (upstream reports INCOMPLETE "terminated"; we resume instead).
 func (m *Manager) Run(ctx context.Context) error {
 	m.ctx = ctx
+	defer close(m.stopped)
 	c, err := loadCampaign(m.db)
 	if err != nil {
 		return err
@@ -181,8 +178,6 @@ func InitialActivityID(now time.Time) string {
 
 func (m *Manager) handle(e event) {
 	switch e.kind {
-	case "sync":
-		close(e.done)
 	case "apply":
 		m.onApply(e)
 	case "refresh":
