@@ -347,6 +347,17 @@ func TestDownloadOperationStoresModule(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(path, "app.tar.gz")); err != nil {
 		t.Errorf("stored module: %v", err)
 	}
+	// An install of the same module takes the stored files: the server no
+	// longer has them.
+	art := e.artifact("app.tar.gz", tgz(t, map[string]string{"install.sh": "exit 0\n"}))
+	e.files.mu.Lock()
+	delete(e.files.m, "app.tar.gz")
+	e.files.mu.Unlock()
+	e.cloud.send("install", installPayload("inst-after-dl", art))
+	ops = e.cloud.waitOp("inst-after-dl", "FINISHED_SUCCESS")
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("stored module still there after the install: %v", err)
+	}
 }
 
 func TestFailingScriptReportsExitCode(t *testing.T) {
