@@ -661,7 +661,9 @@ func (m *Manager) republish() {
 	c := m.c
 	if c.Status == updateapi.StatusRunning {
 		m.running = false
-		m.publishRunning()
+		if m.cfg.ReportFeedbackInterval > 0 {
+			m.publishRunning()
+		}
 		return
 	}
 	m.cloud.Feedback(m.ctx, c.ActivityID, updateapi.Feedback{Status: c.Status, Actions: c.actions()})
