@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -490,4 +491,59 @@ func slicesDeleteFunc(s []string, del func(string) bool) []string {
 		}
 	}
 	return out
+}
+
+// TestRestartDuringDownloadResumesWithRange kills the service in the
+// middle of a download; the restarted service resumes the operation and
+// asks the server only for the missing bytes.
+func TestRestartDuringDownloadResumesWithRange(t *testing.T) {
+	e := newEnv(t)
+	noise := make([]byte, 2<<20)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(noise) // incompressible
+	body := tgz(t, map[string]string{"install.sh": "exit 0\n", "blob": string(noise)})
+	sum := sha256.Sum256(body)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ranges []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		first := len(ranges) == 1
+		mu.Unlock()
+		if !first {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+			return
+		}
+		// First request: half the body, then stall until the test is done
+		// killing the service.
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		_, _ = w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	env := []string{"SU_BROKER=" + e.broker.URL(), "SU_STORAGE=" + e.storage}
+	child := startChild(t, env...)
+	e.waitActivated()
+	e.cloud.send("install", installPayload("dl-rs", map[string]any{"filename": "app.tar.gz", "size": len(body),
+		"download": map[string]any{"HTTP": map[string]string{"url": srv.URL + "/app.tar.gz"}}, "checksums": map[string]string{"SHA256": hex.EncodeToString(sum[:])}}))
+	e.cloud.waitPath("download progress", func(m *ditto.Envelope) bool {
+		var l lastOp
+		return json.Unmarshal(m.Value, &l) == nil && l.CorrelationID == "dl-rs" && l.Status == "DOWNLOADING" &&
+			l.Progress != nil && *l.Progress >= 40
+	})
+	_ = child.Process.Signal(syscall.SIGKILL)
+	_ = child.Wait()
+	startChild(t, env...)
+	ops := e.cloud.waitOp("dl-rs", "FINISHED_SUCCESS")
+	mu.Lock()
+	got := append([]string(nil), ranges...)
+	mu.Unlock()
+	if len(got) != 2 || got[0] != "" || !strings.HasPrefix(got[1], "bytes=") || got[1] == "bytes=0-" {
+		t.Errorf("Range headers %q, want a full GET and then a resume", got)
+	}
+	if last := ops[len(ops)-1]; last.Status != "FINISHED_SUCCESS" {
+		t.Errorf("last %s", last)
+	}
 }
