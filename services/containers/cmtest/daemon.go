@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ import (
 type Daemon struct {
 	Bin    string
 	Dir    string
-	Socket string
+	Socket string // unix socket path, or tcp://host:port with a TCP API
 	Args   []string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -43,7 +45,7 @@ func DaemonArgs(dir, containerdSock, bridge, subnet string) []string {
 // socket.
 func StartDaemon(t testing.TB, bin, dir string, args []string) *Daemon {
 	t.Helper()
-	d := &Daemon{Bin: bin, Dir: dir, Socket: filepath.Join(dir, "cm.sock"), Args: args}
+	d := &Daemon{Bin: bin, Dir: dir, Socket: apiAddress(args), Args: args}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,9 @@ func StartDaemon(t testing.TB, bin, dir string, args []string) *Daemon {
 
 // Start (re)starts the process.
 func (d *Daemon) Start() error {
-	_ = os.Remove(d.Socket)
+	if !strings.HasPrefix(d.Socket, "tcp://") {
+		_ = os.Remove(d.Socket)
+	}
 	out, err := os.OpenFile(filepath.Join(d.Dir, "daemon.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -65,7 +69,7 @@ func (d *Daemon) Start() error {
 	}
 	d.exited = make(chan struct{})
 	go func() { _ = d.cmd.Wait(); out.Close(); close(d.exited) }()
-	if err := waitSocket(d.Socket, 60*time.Second); err != nil {
+	if err := waitAPI(d.Socket, 60*time.Second); err != nil {
 		d.Kill9()
 		return fmt.Errorf("daemon did not start: %w\n%s", err, d.Logs())
 	}
@@ -140,4 +144,36 @@ func RunCLI(bin string, args ...string) (stdout, stderr string, code int) {
 		e.WriteString(err.Error())
 	}
 	return o.String(), e.String(), code
+}
+
+// apiAddress is the API address the flags select (the last one given).
+func apiAddress(args []string) string {
+	proto, addr := "unix", ""
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--grpc-serv-netp":
+			proto = args[i+1]
+		case "--grpc-serv-ap":
+			addr = args[i+1]
+		}
+	}
+	if strings.HasPrefix(proto, "tcp") {
+		return "tcp://" + addr
+	}
+	return addr
+}
+
+func waitAPI(addr string, d time.Duration) error {
+	if rest, ok := strings.CutPrefix(addr, "tcp://"); ok {
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			if c, err := net.Dial("tcp", rest); err == nil {
+				c.Close()
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("%s not listening after %v", addr, d)
+	}
+	return waitSocket(addr, d)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,12 +170,36 @@ func lastTick(path string) int {
 	return best
 }
 
+// hostNetState is what the daemon must never change: IP forwarding and the
+// filter table (policies and rules).
+func hostNetState(t *testing.T) string {
+	t.Helper()
+	fwd, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := exec.Command("iptables", "-w", "-S").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "ip_forward=" + string(fwd) + string(filter)
+}
+
 func TestPortPublishing(t *testing.T) {
+	before := hostNetState(t)
 	d := setup(t)
+	t.Cleanup(func() {
+		if after := hostNetState(t); after != before {
+			t.Errorf("host forwarding/filter table changed:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
 	port := testenv.FreePort(t)
 	id := strings.TrimSpace(cli(t, d, "create", "--ports", fmt.Sprintf("127.0.0.1:%d:80", port), testImage, "httpd", "-f", "-p", "80", "-h", "/www"))
 	cli(t, d, "start", id)
 	c := waitStatus(t, d, id, model.Running)
+	if now := hostNetState(t); now != before {
+		t.Errorf("forwarding/filter table changed while publishing a port:\n%s", now)
+	}
 	ip := c.NetworkSettings.Networks["bridge"].IPAddress
 	for _, url := range []string{"http://" + net.JoinHostPort(ip, "80") + "/", fmt.Sprintf("http://127.0.0.1:%d/", port)} {
 		var body string

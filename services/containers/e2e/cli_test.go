@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kantofw/kanto/internal/testenv"
 	"github.com/kantofw/kanto/services/containers/cmtest"
 	"github.com/kantofw/kanto/services/containers/model"
 )
@@ -109,5 +111,16 @@ func TestCLILifecycle(t *testing.T) {
 	errOut = cliFail(t, d, "get", id)
 	if !strings.Contains(errOut, "The requested container with ID = "+id+" was not found.") {
 		t.Errorf("get removed: %s", errOut)
+	}
+}
+
+// TestTCPTransport serves the API on TCP loopback and uses it with
+// kanto-cm --host tcp://.
+func TestTCPTransport(t *testing.T) {
+	port := testenv.FreePort(t)
+	d := setup(t, "--grpc-serv-netp", "tcp4", "--grpc-serv-ap", fmt.Sprintf("127.0.0.1:%d", port))
+	out, errOut, code := cmtest.RunCLI(d.Bin, "--host", fmt.Sprintf("tcp://127.0.0.1:%d", port), "sysinfo")
+	if code != 0 || !strings.HasPrefix(out, "Engine v") {
+		t.Errorf("sysinfo over TCP: exit %d %q %q", code, out, errOut)
 	}
 }
