@@ -247,11 +247,13 @@ func TestSyncAfterOutage(t *testing.T) {
 	w.publish("e", cmd(deviceID, "modify", "/features/b", map[string]any{"properties": map[string]any{"v": 2}}, "off2"))
 	w.publish("e", cmd(deviceID, "delete", "/features/c", nil, "off3"))
 	w.publish("event/T/ns:gw:child", cmd("ns:gw:child", "delete", "/", nil, "off4"))
+	w.publish("event/T/ns:gw:new", cmd("ns:gw:new", "create", "/", map[string]any{"attributes": map[string]any{"born": "offline"}}, "off5"))
 	const n = 200
 	for i := range n {
 		w.publish("t", fmt.Sprintf(`{"seq":%d}`, i))
 	}
 	w.events.AwaitTopic(t, 0, "command//ns:gw:child/req//delete-response", withCorr("off4"))
+	w.events.AwaitTopic(t, 0, "command//ns:gw:new/req//create-response", withCorr("off5"))
 
 	// The cloud answers the sync's retrieve with a desired value changed
 	// while the device was offline.
@@ -288,6 +290,11 @@ func TestSyncAfterOutage(t *testing.T) {
 	if v, ok := merge.Value.(map[string]any)["c"]; !ok || v != nil || merge.Headers["content-type"] != "application/merge-patch+json" {
 		t.Errorf("merge patch %+v", merge)
 	}
+	w.hubSaw("the thing created offline, whole", func(e envelope) bool {
+		v, _ := e.Value.(map[string]any)
+		a, _ := v["attributes"].(map[string]any)
+		return e.Topic == "ns/gw:new/things/twin/commands/modify" && e.Path == "/" && a["born"] == "offline"
+	})
 	w.hubSaw("the child's delete", func(e envelope) bool {
 		return e.Topic == "ns/gw:child/things/twin/commands/delete" && e.Path == "/"
 	})
