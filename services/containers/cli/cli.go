@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -210,4 +209,3 @@ func dialTarget(host string) (string, error) {
 
 func (a *app) out() io.Writer { return a.env.Stdout }
 
-var _ = os.Stdout

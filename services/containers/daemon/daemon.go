@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -252,7 +251,6 @@ func listen(proto, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-var _ = io.Discard
 
 // expireImages removes the images no container uses once they are older
 // than expiry: at start, then every hour (upstream also checks after each
