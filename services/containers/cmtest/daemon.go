@@ -36,7 +36,7 @@ func DaemonArgs(dir, containerdSock, bridge, subnet string) []string {
 		"--net-br-name", bridge, "--net-br-fcidr4", subnet,
 		"--grpc-serv-ap", filepath.Join(dir, "cm.sock"),
 		"--deployment-home-dir", filepath.Join(dir, "home"), "--deployment-ctr-dir", filepath.Join(dir, "deploy"),
-		"--things-enable=false",
+		"--things-enable=false", "--things-home-dir", filepath.Join(dir, "home"),
 		"--cm-deflt-ctrs-stop-timeout", "10s",
 	}
 }

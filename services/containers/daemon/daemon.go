@@ -251,7 +251,6 @@ func listen(proto, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-
 // expireImages removes the images no container uses once they are older
 // than expiry: at start, then every hour (upstream also checks after each
 // removal; an hourly sweep bounds the delay instead).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kantofw/kanto/services/containers/ctrd"
@@ -45,7 +46,10 @@ func startThings(ctx context.Context, cfg Config, m *mgr.Manager, _ *ctrd.Client
 			}()
 		},
 	})
-	th = things.New(client, m, things.Options{Features: cfg.Things.Features, Sampler: metrics.Reader{}, Log: log})
+	th = things.New(client, m, things.Options{
+		Features: cfg.Things.Features, Sampler: metrics.Reader{}, Log: log,
+		StateFile: filepath.Join(cfg.Things.HomeDir, "things-features.json"),
+	})
 	done := make(chan struct{})
 	// Owned by startThings: ends when the returned stop cancels runCtx.
 	go func() {

@@ -16,6 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +60,11 @@ type Manager interface {
 type Options struct {
 	Features []string // ContainerFactory, SoftwareUpdatable, Metrics
 	Sampler  Sampler
-	Log      *slog.Logger
+	// StateFile records the Container:<id> features published, so that
+	// features of containers removed while offline are deleted at the next
+	// registration (upstream's sup_back_<thing>.json). Empty: not kept.
+	StateFile string
+	Log       *slog.Logger
 }
 
 // Things is the running feature set. Safe for concurrent use.
@@ -175,12 +182,81 @@ func (t *Things) register(ctx context.Context) error {
 			return err
 		}
 	}
+	current := map[string]bool{}
 	for _, c := range t.m.List() {
+		current[c.ID] = true
 		if err := t.modify(ctx, "/features/Container:"+c.ID, containerFeature(c)); err != nil {
 			return err
 		}
 	}
+	t.mu.Lock()
+	known := t.loadKnown()
+	t.saveKnown(current)
+	t.mu.Unlock()
+	for id := range known {
+		if !current[id] {
+			if err := t.twin(ctx, "delete", "/features/Container:"+id, nil); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// loadKnown and saveKnown are called with t.mu held.
+func (t *Things) loadKnown() map[string]bool {
+	known := map[string]bool{}
+	if t.o.StateFile == "" {
+		return known
+	}
+	b, err := os.ReadFile(t.o.StateFile)
+	if err != nil {
+		return known
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		t.log.Warn("features record", "file", t.o.StateFile, "err", err)
+		return known
+	}
+	for _, id := range ids {
+		known[id] = true
+	}
+	return known
+}
+
+// saveKnown writes the record atomically (temp file and rename).
+func (t *Things) saveKnown(ids map[string]bool) {
+	if t.o.StateFile == "" {
+		return
+	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	sort.Strings(list)
+	b, _ := json.Marshal(list)
+	tmp := t.o.StateFile + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(t.o.StateFile), 0o755); err == nil {
+		if err := os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, t.o.StateFile)
+			if err != nil {
+				t.log.Warn("features record", "err", err)
+			}
+		}
+	}
+}
+
+// track adds or removes id in the record of published features.
+func (t *Things) track(id string, present bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	known := t.loadKnown()
+	if present {
+		known[id] = true
+	} else {
+		delete(known, id)
+	}
+	t.saveKnown(known)
 }
 
 func containerFeature(c *model.Container) feature {
@@ -248,8 +324,10 @@ func (t *Things) onEvent(ctx context.Context, ev mgr.Event) error {
 				return err
 			}
 		}
+		t.track(c.ID, true)
 		return t.modify(ctx, path, containerFeature(c))
 	case "removed":
+		t.track(c.ID, false)
 		if t.enabled("SoftwareUpdatable") {
 			k, _ := dependencyOf(c)
 			if err := t.twin(ctx, "delete", "/features/SoftwareUpdatable/properties/status/installedDependencies/"+k, nil); err != nil {

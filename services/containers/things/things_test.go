@@ -1,15 +1,20 @@
 package things
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kantofw/kanto/services/containers/mgr"
 	"github.com/kantofw/kanto/services/containers/model"
+	"github.com/kantofw/kanto/services/internal/mqtt"
 )
 
 func TestCreateWithConfigMapping(t *testing.T) {
@@ -79,4 +84,61 @@ func FuzzRequests(f *testing.F) {
 		}
 		_, _ = parsePath(string(data))
 	})
+}
+
+type fakeBroker struct {
+	mu   sync.Mutex
+	msgs []mqtt.Message
+}
+
+func (f *fakeBroker) Publish(_ context.Context, m mqtt.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs = append(f.msgs, m)
+	return nil
+}
+
+func (f *fakeBroker) Subscribe(context.Context, string, byte, mqtt.Handler) error { return nil }
+
+// listOnly is a Manager with one container; only List and Subscribe are used.
+type listOnly struct {
+	Manager
+	ctrs []*model.Container
+}
+
+func (l listOnly) List() []*model.Container { return l.ctrs }
+func (listOnly) Subscribe(func(mgr.Event))  {}
+
+// TestRegisterDeletesStaleFeatures: a container removed while the service
+// was offline loses its feature at the next registration.
+func TestRegisterDeletesStaleFeatures(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "features.json")
+	os.WriteFile(state, []byte(`["gone","kept"]`), 0o600)
+	kept := &model.Container{ID: "kept", Name: "kept", Image: model.Image{Name: "img:1"}}
+	model.FillDefaults(kept)
+	b := &fakeBroker{}
+	th := New(b, listOnly{ctrs: []*model.Container{kept}}, Options{Features: []string{"ContainerFactory"}, StateFile: state})
+	th.onThingResponse(context.Background(), mqtt.Message{Payload: []byte(`{"deviceId":"ns:dev","tenantId":"t"}`)})
+	var deleted, modified []string
+	for _, m := range b.msgs {
+		if m.Topic != "e/t/ns:dev:edge:containers" {
+			t.Errorf("topic %q", m.Topic)
+		}
+		var e struct{ Topic, Path string }
+		json.Unmarshal(m.Payload, &e)
+		if strings.HasSuffix(e.Topic, "/commands/delete") {
+			deleted = append(deleted, e.Path)
+		} else {
+			modified = append(modified, e.Path)
+		}
+	}
+	if diff := cmp.Diff(deleted, []string{"/features/Container:gone"}); diff != "" {
+		t.Errorf("deleted (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(modified, []string{"/features/ContainerFactory", "/features/Container:kept"}); diff != "" {
+		t.Errorf("modified (-got +want):\n%s", diff)
+	}
+	if b, _ := os.ReadFile(state); string(b) != `["kept"]` {
+		t.Errorf("record %s", b)
+	}
 }
