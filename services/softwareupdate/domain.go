@@ -27,7 +27,9 @@ import (
 // URL's last segment), artifactType (archive | plain), group (default
 // "software"). Installed packages are the installed dependencies (.prs
 // files) shared with the SoftwareUpdatable feature; a package not in the
-// desired state is removed.
+// desired state is removed. The feature's queue and this domain are not
+// serialised with each other: a feature install and a campaign's UPDATE
+// may run scripts at the same time (they share only installed-deps/).
 type Domain struct {
 	Name         string
 	Storage      string
