@@ -114,7 +114,7 @@ type ThingsConfig struct {
 	Features []string `json:"features"`
 }
 
-// UpdateAgent configures the update-manager agent (not implemented here).
+// UpdateAgent configures the update-manager agent of the containers domain.
 type UpdateAgent struct {
 	Enable                 bool     `json:"enable"`
 	Domain                 string   `json:"domain"`
@@ -239,7 +239,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, cfgFile *string) {
 	fs.StringVar(&c.Things.HomeDir, "things-home-dir", c.Things.HomeDir, "things data directory")
 	fs.Var(&config.StringList{Values: &c.Things.Features}, "things-features", "features to serve (repeatable)")
 
-	fs.BoolVar(&c.UpdateAgt.Enable, "ua-enable", c.UpdateAgt.Enable, "run the containers update agent (not supported yet)")
+	fs.BoolVar(&c.UpdateAgt.Enable, "ua-enable", c.UpdateAgt.Enable, "run the containers update agent (update-manager domain \"containers\")")
 	fs.StringVar(&c.UpdateAgt.Domain, "ua-domain", c.UpdateAgt.Domain, "update agent domain")
 	fs.Var(&config.StringList{Values: &c.UpdateAgt.SystemContainers}, "ua-system-containers", "system containers (repeatable)")
 	fs.BoolVar(&c.UpdateAgt.VerboseInventoryReport, "ua-verbose-inventory-report", c.UpdateAgt.VerboseInventoryReport, "report all container parameters")

@@ -165,6 +165,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// Owned by Run: ends with ctx.
 		go expireImages(ctx, rt, m, time.Duration(cfg.Containers.ImageExpiry), log.With("component", "images"))
 	}
+	if cfg.UpdateAgt.Enable {
+		stopAgent, err := startUpdateAgent(ctx, cfg, log.With("component", "update-agent"))
+		if err != nil {
+			srv.Stop()
+			return err
+		}
+		defer stopAgent()
+	}
 	if cfg.Things.Enable {
 		stopThings := startThings(ctx, cfg, m, rt, log.With("component", "things"))
 		defer stopThings()

@@ -195,3 +195,36 @@ func TestThings(t *testing.T) {
 		t.Errorf("empty imageRef: %d %s", r.Status, r.Value)
 	}
 }
+
+// TestUpdateAgentWired: with update_agent.enable the daemon runs the
+// containers domain agent, which publishes the (retained) current state
+// listing the daemon's containers.
+func TestUpdateAgentWired(t *testing.T) {
+	cmtest.Requirements(t)
+	broker := mosquittotest.Start(t, mosquittotest.Options{})
+	d := setup(t, "--ua-enable=true", "--conn-broker-url", broker.URL())
+	cli(t, d, "create", "-n", "inventoried", testImage)
+	ctx := context.Background()
+	peer := mqtt.New(mqtt.Options{URL: broker.URL(), ClientID: "ua-peer", CleanSession: true})
+	if err := peer.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(peer.Close)
+	states := &recorder{}
+	if err := peer.Subscribe(ctx, "containersupdate/currentstate", 1, states.handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.Publish(ctx, mqtt.Message{Topic: "containersupdate/currentstate/get", QoS: 1, Payload: []byte(`{"activityId":"a1","timestamp":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	cmtest.WaitFor(t, 60*time.Second, "current state with the container", func() bool {
+		states.mu.Lock()
+		defer states.mu.Unlock()
+		for _, m := range states.msgs {
+			if strings.Contains(string(m.Payload), "containers:inventoried") {
+				return true
+			}
+		}
+		return false
+	})
+}
