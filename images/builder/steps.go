@@ -384,6 +384,10 @@ func (b *build) rootfs(ctx context.Context) (bool, error) {
 	// Board hooks of the OTA agent: rebooting goes through PID 1, which
 	// stops the services and unmounts cleanly.
 	t.symlink("etc/kanto/board.d/reboot", "/usr/sbin/reboot")
+	// The agent's health checks include the init's verdict (every service
+	// up and stable), so agent and init never disagree about a trial boot.
+	// A hard link: the agent runs only regular executables from health.d.
+	t.hardlink("etc/kanto/firmware/health.d/50-init-health", "usr/sbin/init")
 	if err := b.ensureKeys(); err != nil {
 		return false, err
 	}

@@ -21,6 +21,7 @@ type entry struct {
 	src  string // host file to copy
 	data []byte // or literal content
 	link string // or symlink target
+	hard string // or hard link to this tree path (regular files only)
 	dir  bool   // or directory
 	mode fs.FileMode
 }
@@ -30,6 +31,10 @@ func (t tree) data(dst string, b []byte, mode fs.FileMode) {
 	t[clean(dst)] = entry{data: b, mode: mode}
 }
 func (t tree) symlink(dst, target string) { t[clean(dst)] = entry{link: target, mode: 0o777} }
+// hardlink makes dst another name of the tree's file at target (for
+// programs that refuse symlinks, like the OTA agent's health.d scan).
+func (t tree) hardlink(dst, target string) { t[clean(dst)] = entry{hard: clean(target)} }
+
 func (t tree) mkdir(dst string, mode fs.FileMode) {
 	t[clean(dst)] = entry{dir: true, mode: mode}
 }
@@ -54,6 +59,8 @@ func (t tree) addTo(k *key) error {
 			k.str("dir", fmt.Sprintf("%s %o", p, e.mode))
 		case e.link != "":
 			k.str("link", p+" -> "+e.link)
+		case e.hard != "":
+			k.str("hard", p+" => "+e.hard)
 		case e.src != "":
 			sum, err := fileHash(e.src)
 			if err != nil {
@@ -76,6 +83,8 @@ func (t tree) materialise(root string) error {
 			return err
 		}
 		switch {
+		case e.hard != "":
+			continue // second pass, once the target exists
 		case e.dir:
 			if err := os.MkdirAll(dst, e.mode); err != nil {
 				return err
@@ -90,6 +99,13 @@ func (t tree) materialise(root string) error {
 			}
 		default:
 			if err := os.WriteFile(dst, e.data, e.mode); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range t.paths() {
+		if e := t[p]; e.hard != "" {
+			if err := os.Link(filepath.Join(root, e.hard), filepath.Join(root, p)); err != nil {
 				return err
 			}
 		}

@@ -27,10 +27,19 @@ type Service struct {
 	Restarts int  `json:"restarts"`
 }
 
+// Health verdicts of the init (Status.Health).
+const (
+	HealthPending   = ""          // still waiting for the services
+	HealthHealthy   = "healthy"   // every service came up and stayed up
+	HealthUnhealthy = "unhealthy" // see Status.Reason
+)
+
 // Status is the whole file.
 type Status struct {
 	Slot       string             `json:"slot"`
 	ServicesUp bool               `json:"servicesUp"`
+	Health     string             `json:"health,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
 	Services   map[string]Service `json:"services"`
 	Updated    time.Time          `json:"updated"`
 }
@@ -87,3 +96,34 @@ func (r Reader) ServiceActive(_ context.Context, name string) (bool, error) {
 	}
 	return s.PID != 0 && s.Ready, nil
 }
+
+// WaitHealth waits for the init's verdict on this boot: nil when healthy,
+// an error wrapping ErrUnhealthy with the reason otherwise. It polls the
+// status file until ctx ends. The OTA agent runs it as a health check
+// (kanto-init installed as /etc/kanto/firmware/health.d/50-init-health),
+// so that the agent and the init judge a trial boot the same way.
+func WaitHealth(ctx context.Context, path string) error {
+	if path == "" {
+		path = Path
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st, err := Read(path); err == nil {
+			switch st.Health {
+			case HealthHealthy:
+				return nil
+			case HealthUnhealthy:
+				return fmt.Errorf("%s: %w", st.Reason, ErrUnhealthy)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no health verdict from the init: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// ErrUnhealthy: the init found this boot unhealthy.
+var ErrUnhealthy = errors.New("unhealthy boot")

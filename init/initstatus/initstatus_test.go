@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kantofw/kanto/ota"
 )
@@ -42,5 +43,26 @@ func TestOTAServicesUpCheck(t *testing.T) {
 	}
 	if err := ota.ServicesUp(Reader{Path: p}, "mosquitto").Run(context.Background()); err != nil {
 		t.Errorf("ServicesUp check: %v", err)
+	}
+}
+
+func TestWaitHealth(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "status.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := WaitHealth(ctx, p); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no file: %v, want deadline", err)
+	}
+	if err := Write(p, Status{Health: HealthUnhealthy, Reason: "broken down"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitHealth(context.Background(), p); !errors.Is(err, ErrUnhealthy) {
+		t.Errorf("unhealthy: %v", err)
+	}
+	if err := Write(p, Status{Health: HealthHealthy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitHealth(context.Background(), p); err != nil {
+		t.Errorf("healthy: %v", err)
 	}
 }

@@ -99,6 +99,8 @@ type system struct {
 	children map[int]bool // processes the init itself waits for
 	mounts   []string     // mounted by the config, in order
 	up       bool         // every service has been ready
+	verdict  string       // initstatus health verdict
+	reason   string
 	stop     chan Action
 	stopOnce sync.Once
 }
@@ -206,7 +208,8 @@ func (s *system) publish(up bool) {
 	if up {
 		s.up = true
 	}
-	st := initstatus.Status{Slot: s.cmd.Slot, ServicesUp: s.up, Services: map[string]initstatus.Service{}, Updated: time.Now()}
+	st := initstatus.Status{Slot: s.cmd.Slot, ServicesUp: s.up, Health: s.verdict, Reason: s.reason,
+		Services: map[string]initstatus.Service{}, Updated: time.Now()}
 	if s.sup != nil {
 		for _, x := range s.sup.Status() {
 			st.Services[x.Name] = initstatus.Service{PID: x.PID, Ready: x.Ready, Restarts: x.Restarts}
@@ -272,6 +275,13 @@ func (s *system) health(ctx context.Context) {
 			reason = "health command: " + err.Error()
 		}
 	}
+	s.mu.Lock()
+	s.verdict, s.reason = initstatus.HealthHealthy, reason
+	if reason != "" {
+		s.verdict = initstatus.HealthUnhealthy
+	}
+	s.mu.Unlock()
+	s.publish(false)
 	var scheme bootScheme = bootenv.NewGrubScheme(bootenv.NewGrubEnv(h.GrubEnv))
 	st, stErr := scheme.State()
 	if stErr != nil {

@@ -3,7 +3,9 @@
 //
 //   - /init in the initramfs (stage 1: modules, root, switch_root),
 //   - /sbin/init in each slot (stage 2: PID 1 with services and health),
-//   - /sbin/reboot and /sbin/poweroff in each slot (ask PID 1 to stop).
+//   - /sbin/reboot and /sbin/poweroff in each slot (ask PID 1 to stop),
+//   - .../health.d/50-init-health (a health check of the OTA agent that waits
+//     for the init's verdict on this boot).
 package main
 
 import (
@@ -12,15 +14,27 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kantofw/kanto/init/event"
+	"github.com/kantofw/kanto/init/initstatus"
 	"github.com/kantofw/kanto/init/pid1"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	switch filepath.Base(os.Args[0]) {
+	base := filepath.Base(os.Args[0])
+	if strings.HasSuffix(base, "init-health") {
+		// A health check of the OTA agent (health.d): wait for the init's
+		// verdict on this boot.
+		if err := initstatus.WaitHealth(context.Background(), initstatus.Path); err != nil {
+			fmt.Fprintln(os.Stderr, "init health:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	switch base {
 	case "reboot":
 		stop(pid1.ActionReboot)
 	case "poweroff", "halt":
