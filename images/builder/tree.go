@@ -31,6 +31,7 @@ func (t tree) data(dst string, b []byte, mode fs.FileMode) {
 	t[clean(dst)] = entry{data: b, mode: mode}
 }
 func (t tree) symlink(dst, target string) { t[clean(dst)] = entry{link: target, mode: 0o777} }
+
 // hardlink makes dst another name of the tree's file at target (for
 // programs that refuse symlinks, like the OTA agent's health.d scan).
 func (t tree) hardlink(dst, target string) { t[clean(dst)] = entry{hard: clean(target)} }
