@@ -82,6 +82,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	return c, nil
 }
 
+// Restart stops containerd alone (shims and containers live on, as with a
+// containerd upgrade) and starts it again with the same configuration.
+func (c *Containerd) Restart() error {
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	_ = c.cmd.Wait()
+	lf, err := os.OpenFile(filepath.Join(c.Dir, "containerd.log"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	c.cmd = exec.Command("containerd", "--config", filepath.Join(c.Dir, "config.toml"), "--log-level", "warn")
+	c.cmd.Stdout, c.cmd.Stderr = lf, lf
+	if err := c.cmd.Start(); err != nil {
+		return err
+	}
+	return waitSocket(c.Socket, 30*time.Second)
+}
+
 // Stop stops containerd; shims (and their containers) are killed first.
 func (c *Containerd) Stop() {
 	if c.cmd == nil || c.cmd.Process == nil {

@@ -129,10 +129,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer m.Close()
 
-	// OOM events: owned by Run, ends with ctx.
+	// OOM events: owned by Run, ends with ctx; resubscribes when the event
+	// stream breaks (containerd restarted).
 	go func() {
-		for id := range rt.OOMEvents(ctx) {
-			m.OnOOM(id)
+		for ctx.Err() == nil {
+			for id := range rt.OOMEvents(ctx) {
+				m.OnOOM(id)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}()
 	m.Restore(ctx)

@@ -157,3 +157,25 @@ func TestCLIMisc(t *testing.T) {
 		t.Errorf("completion (exit %d):\n%s", code, comp)
 	}
 }
+
+// TestContainerdRestart: containerd restarts (an upgrade) while containers
+// run; the daemon keeps managing them and still sees their exits.
+func TestContainerdRestart(t *testing.T) {
+	d := setup(t)
+	loop := strings.TrimSpace(cli(t, d, "create", "-n", "loop", testImage, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"))
+	later := strings.TrimSpace(cli(t, d, "create", "-n", "later", "--rp", "no", testImage, "sh", "-c", "sleep 4; exit 5"))
+	cli(t, d, "start", loop)
+	cli(t, d, "start", later)
+	if err := env.containerd.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c := waitStatus(t, d, later, model.Exited)
+	if c.State.ExitCode != 5 {
+		t.Errorf("exit code after the containerd restart: %d, want 5", c.State.ExitCode)
+	}
+	if get(t, d, loop).State.Status != model.Running {
+		t.Fatal("loop container not running after the containerd restart")
+	}
+	cli(t, d, "stop", loop)
+	waitStatus(t, d, loop, model.Stopped)
+}

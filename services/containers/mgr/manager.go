@@ -391,13 +391,24 @@ func (m *Manager) watch(e *entry, exit <-chan ctrd.Exit) {
 	e.oom.Store(false)
 	go func() {
 		var ex ctrd.Exit
-		select {
-		case ex = <-exit:
-		case <-m.runCtx.Done():
-			return
-		}
-		if m.runCtx.Err() != nil || (ex.Err != nil && ex.At.IsZero()) {
-			return // the daemon is going away or lost containerd; re-attach later
+		for {
+			select {
+			case ex = <-exit:
+			case <-m.runCtx.Done():
+				return
+			}
+			if m.runCtx.Err() != nil {
+				return // the daemon is going away; the next one re-attaches
+			}
+			if ex.Err == nil || !ex.At.IsZero() {
+				break
+			}
+			// The wait stream broke (containerd restarted): the shim and the
+			// task live on, so wait on them again.
+			exit = m.rewatch(e.id())
+			if exit == nil {
+				return
+			}
 		}
 		re.exit = ex
 		if ex.Code == 137 && !e.oom.Load() && m.cfg.OOMKilled != nil && m.cfg.OOMKilled(e.id()) {
@@ -407,6 +418,36 @@ func (m *Manager) watch(e *entry, exit <-chan ctrd.Exit) {
 		close(re.done)
 		m.onExit(e, run, re)
 	}()
+}
+
+// rewatch re-attaches to the task of id after the wait stream broke,
+// retrying while containerd is unreachable. A task that is gone yields an
+// exit with code 0 (its real status was lost with containerd); nil means
+// the daemon is stopping.
+func (m *Manager) rewatch(id string) <-chan ctrd.Exit {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		select {
+		case <-m.runCtx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		ts, err := m.rt.Reattach(m.runCtx, m.runCtx, id)
+		switch {
+		case err == nil && ts.Exit != nil:
+			m.log.Info("re-attached after losing containerd", "id", id)
+			return ts.Exit
+		case err == nil || errors.Is(err, ctrd.ErrNotRunning):
+			code := uint32(0)
+			if ts != nil {
+				code = ts.ExitCode
+			}
+			ch := make(chan ctrd.Exit, 1)
+			ch <- ctrd.Exit{Code: code, At: time.Now()}
+			return ch
+		default:
+			m.log.Debug("containerd not reachable yet", "id", id, "err", err)
+		}
+	}
 }
 
 // onExit handles a task that ended on its own (not through Stop/Remove).
