@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -356,6 +357,9 @@ func TestDownloadOperationStoresModule(t *testing.T) {
 	e.files.mu.Unlock()
 	e.cloud.send("install", installPayload("inst-after-dl", art))
 	ops = e.cloud.waitOp("inst-after-dl", "FINISHED_SUCCESS")
+	if slices.ContainsFunc(ops, func(o lastOp) bool { return o.Status == "DOWNLOADING" && o.Progress != nil && *o.Progress > 0 && *o.Progress < 100 }) {
+		t.Errorf("the install downloaded again: %v", statuses(ops))
+	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("stored module still there after the install: %v", err)
 	}

@@ -239,7 +239,14 @@ func startManager(t testing.TB, o *observer, cfg updatemanager.Config, rb update
 			t.Errorf("manager: %v", err)
 		}
 	})
-	waitManagerReady(o, len(o.ms))
+	waitManagerReady(o, o.count())
+}
+
+// count is the number of messages seen so far.
+func (o *observer) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.ms)
 }
 
 func waitManagerReady(o *observer, from int) {

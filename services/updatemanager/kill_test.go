@@ -77,7 +77,7 @@ func TestManagerKilledMidCampaignResumes(t *testing.T) {
 	// The agent finishes while no manager listens: its feedback is lost.
 	release()
 	r.o.waitAgentStatus("software", "act-k", updateapi.BaselineUpdateSuccess)
-	from := len(r.o.ms)
+	from := r.o.count()
 	startChild(t, "TestHelperManager", env...)
 	waitManagerReady(r.o, from)
 	final := r.o.waitFinal("act-k")
