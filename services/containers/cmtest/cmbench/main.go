@@ -75,6 +75,10 @@ func main() {
 		}
 		return ds
 	}
+	fresh := ""
+	if *pid > 0 {
+		fresh = rss(*pid)
+	}
 	host := ours("host")
 	bridge := ours("bridge")
 	floor := ctrRun()
@@ -86,7 +90,8 @@ func main() {
 	fmt.Printf("  ratio p50 ours(bridge)/ctr:   %.2f\n", float64(pct(bridge, 50))/float64(pct(floor, 50)))
 
 	if *pid > 0 {
-		fmt.Printf("daemon RSS, 0 containers:       %s\n", rss(*pid))
+		fmt.Printf("daemon RSS, fresh (0 ctrs):     %s\n", fresh)
+		fmt.Printf("daemon RSS, 0 containers:       %s (after the latency runs)\n", rss(*pid))
 		var ids []string
 		for i := 0; i < 10; i++ {
 			r, err := cl.Create(ctx, &ctrsvc.CreateContainerRequest{Container: &pb.Container{
