@@ -252,8 +252,11 @@ func TestSyncAfterOutage(t *testing.T) {
 	for i := range n {
 		w.publish("t", fmt.Sprintf(`{"seq":%d}`, i))
 	}
-	w.events.AwaitTopic(t, 0, "command//ns:gw:child/req//delete-response", withCorr("off4"))
-	w.events.AwaitTopic(t, 0, "command//ns:gw:new/req//create-response", withCorr("off5"))
+	// Local messages are handled one after the other: once the answer to
+	// this fence is out, every offline command was handled (and found the
+	// cloud offline) before the cloud comes back.
+	w.publish("e", cmd(deviceID, "retrieve", "/features/a", nil, "fence"))
+	w.events.AwaitTopic(t, 0, "command///req//retrieve-response", withCorr("fence"))
 
 	// The cloud answers the sync's retrieve with a desired value changed
 	// while the device was offline.

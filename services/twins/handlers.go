@@ -129,6 +129,7 @@ func (s *Service) forward(ctx context.Context, c *command, res result) {
 	hub := s.hub
 	s.hubMu.Unlock()
 	if hub == nil || !s.online.Load() {
+		s.log.Debug("twin command kept for the next sync: the cloud is offline", "thing", c.thingID, "path", c.env.Path)
 		return
 	}
 	env := *c.env
@@ -143,6 +144,7 @@ func (s *Service) forward(ctx context.Context, c *command, res result) {
 		s.log.Debug("twin command not forwarded; synchronised later", "err", err)
 		return
 	}
+	s.log.Debug("twin command forwarded", "thing", c.thingID, "path", c.env.Path, "correlation-id", c.env.Headers.CorrelationID())
 	if res.err != nil || !res.write && !res.remove {
 		return
 	}
