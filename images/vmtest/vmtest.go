@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,14 +68,39 @@ func Require(t *testing.T) {
 	testenv.LookPath(t, "grub-mkimage")
 }
 
-// slots limits concurrent QEMUs to two (2 shared cores).
-var slots = make(chan struct{}, 2)
+// MaxQEMUs is how many QEMUs the VM tests run at once on this host (2
+// shared cores), across all test processes: go test runs packages in
+// parallel, so the limit is kept with lock files, not only in memory.
+const MaxQEMUs = 2
+
+// slot is one of the MaxQEMUs host-wide QEMU slots, held by an flock.
+type slot struct{ f *os.File }
+
+func acquireSlot() slot {
+	for {
+		for i := range MaxQEMUs {
+			p := filepath.Join(os.TempDir(), fmt.Sprintf("kanto-vmtest-qemu-%d.lock", i))
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o666)
+			if err != nil {
+				continue
+			}
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				return slot{f}
+			}
+			f.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (s slot) release() { s.f.Close() } // closing drops the flock
 
 // Machine is a booted VM holding one of the two QEMU slots.
 type Machine struct {
 	*qemu.VM
 	Disk string
 	once sync.Once
+	slot slot
 }
 
 // Stop cuts the power and frees the QEMU slot; it is idempotent and also
@@ -82,7 +108,7 @@ type Machine struct {
 func (m *Machine) Stop() {
 	m.once.Do(func() {
 		m.Kill()
-		<-slots
+		m.slot.release()
 	})
 }
 
@@ -100,14 +126,14 @@ func Boot(t *testing.T, image string, o qemu.Options) *Machine {
 // The console is dumped into the test log if the test fails.
 func BootInPlace(t *testing.T, disk string, o qemu.Options) *Machine {
 	t.Helper()
-	slots <- struct{}{}
+	sl := acquireSlot()
 	o.Disk = disk
 	vm, err := qemu.Start(context.Background(), o)
 	if err != nil {
-		<-slots
+		sl.release()
 		t.Fatal(err)
 	}
-	m := &Machine{VM: vm, Disk: disk}
+	m := &Machine{VM: vm, Disk: disk, slot: sl}
 	t.Cleanup(func() {
 		m.Stop()
 		if t.Failed() {
