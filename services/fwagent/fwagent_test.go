@@ -230,6 +230,10 @@ func newObserver(t *testing.T, url, id string) *observer {
 	if err := o.c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := o.c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(o.c.Close)
 	return o
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -101,6 +102,10 @@ func newCloud(t *testing.T, url string) *cloud {
 		}
 	}
 	if err := k.c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := k.c.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.c.Close)
@@ -261,7 +266,14 @@ func (e *env) config() softwareupdate.Config {
 
 func (e *env) start(cfg softwareupdate.Config) {
 	e.t.Helper()
-	s, err := softwareupdate.New(cfg, logging.Discard())
+	var logBuf syncBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			e.t.Logf("service log:\n%s", logBuf.String())
+		}
+	})
+	s, err := softwareupdate.New(cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -357,7 +369,9 @@ func TestDownloadOperationStoresModule(t *testing.T) {
 	e.files.mu.Unlock()
 	e.cloud.send("install", installPayload("inst-after-dl", art))
 	ops = e.cloud.waitOp("inst-after-dl", "FINISHED_SUCCESS")
-	if slices.ContainsFunc(ops, func(o lastOp) bool { return o.Status == "DOWNLOADING" && o.Progress != nil && *o.Progress > 0 && *o.Progress < 100 }) {
+	if slices.ContainsFunc(ops, func(o lastOp) bool {
+		return o.Status == "DOWNLOADING" && o.Progress != nil && *o.Progress > 0 && *o.Progress < 100
+	}) {
 		t.Errorf("the install downloaded again: %v", statuses(ops))
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -550,4 +564,21 @@ func TestRestartDuringDownloadResumesWithRange(t *testing.T) {
 	if last := ops[len(ops)-1]; last.Status != "FINISHED_SUCCESS" {
 		t.Errorf("last %s", last)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -59,6 +59,10 @@ func newObserver(t testing.TB, url string) *observer {
 	if err := o.c.Connect(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := o.c.WaitConnected(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(o.c.Close)
 	return o
 }

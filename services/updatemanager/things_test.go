@@ -49,6 +49,10 @@ func newConnector(t *testing.T, url string) *connector {
 	if err := k.c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := k.c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(k.c.Close)
 	return k
 }

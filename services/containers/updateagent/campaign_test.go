@@ -75,6 +75,10 @@ func TestThreeRealDomains(t *testing.T) {
 	if err := obs.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := obs.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
 	defer obs.Close()
 	wait := func(what string, cond func() bool) {
 		t.Helper()

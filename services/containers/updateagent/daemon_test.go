@@ -214,6 +214,10 @@ func newRig(t testing.TB, api ctrsvc.ContainersClient) *rig {
 	if err := r.cloud.Connect(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := r.cloud.WaitConnected(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(r.cloud.Close)
 	select {
 	case <-ready:

@@ -88,6 +88,10 @@ func TestAgentProtocol(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns at CONNACK; the subscriptions go out just after.
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	db, err := store.Open(filepath.Join(t.TempDir(), "a.db"), "agent", updateagent.Migrations)
 	if err != nil {
