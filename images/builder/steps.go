@@ -66,13 +66,25 @@ func (b *build) goBuild(ctx context.Context, pkg, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, name)
+	// One file per version (it is linked in), written under a temporary
+	// name and renamed, so concurrent builds (parallel test packages)
+	// never see a half-written binary.
+	out := filepath.Join(dir, name+"-"+fmt.Sprintf("%x", hashBytes([]byte(b.cfg.Version)))[:len(name)+13])
+	tmp, err := os.CreateTemp(dir, "."+name+"-")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
 	// Go's own build cache makes this cheap when nothing changed; the
 	// binary is reproducible (-trimpath, no VCS stamp), so the steps that
 	// consume it hit their caches.
-	err := b.run(ctx, b.cfg.RepoDir, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"},
-		"go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X main.version="+b.cfg.Version, "-o", out, pkg)
-	return out, err
+	err = b.run(ctx, b.cfg.RepoDir, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"},
+		"go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X main.version="+b.cfg.Version, "-o", tmp.Name(), pkg)
+	if err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp.Name(), out)
 }
 
 func (b *build) goInit(ctx context.Context) (bool, error) {

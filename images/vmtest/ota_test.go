@@ -60,24 +60,7 @@ func TestOTAThroughAgent(t *testing.T) {
 	// One short MQTT session per request: the device reboots in between.
 	install := func(name string) {
 		t.Helper()
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", brokerPort)).
-			SetClientID("vmtest-" + name).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			tok := c.Connect()
-			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("connecting to the device broker: %v", tok.Error())
-			}
-			time.Sleep(time.Second)
-		}
-		defer c.Disconnect(250)
-		b, _ := json.Marshal(map[string]string{"correlationId": name, "source": fmt.Sprintf("http://10.0.2.2:%d/%s", httpPort, name)})
-		if tok := c.Publish("kanto/fw/request/install", 1, false, b); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publishing the install request: %v", tok.Error())
-		}
+		requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/%s", httpPort, name))
 		t.Logf("%6.2fs install %s requested", m.Since().Seconds(), name)
 	}
 
@@ -100,4 +83,54 @@ func TestOTAThroughAgent(t *testing.T) {
 		step{event.Healthy, []string{"slot", "B", "trial", "false"}})
 	m.Stop()
 	wantEnv(t, m.Disk, map[string]string{"B_OK": "1", "B_TRY": "0", "A_OK": "0"})
+}
+
+// Power cut while the agent writes slot B: the next boot comes up on A (B
+// was marked bad before its first byte was written), and the agent finds
+// its interrupted install in its database and resumes it.
+func TestPowerCutDuringInstall(t *testing.T) {
+	Require(t)
+	t.Parallel()
+	keys := filepath.Join(images.Dir(t), "keys")
+	v1 := images.Build(t, "ota-v1", builder.Config{Version: "1.0.0", KeysDir: keys, BrokerListen: "0.0.0.0", NoBundle: true})
+	v2 := images.Build(t, "ota-v2", builder.Config{Version: "2.0.0", KeysDir: keys, BrokerListen: "0.0.0.0"})
+	httpPort := serveFiles(t, map[string]string{"good.kfw": v2.Bundle})
+	brokerPort := testenv.FreePort(t)
+	fwd := qemu.Options{HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:1883", brokerPort)}}
+	m := Boot(t, v1.Disk, fwd)
+	expect(t, m, step{event.ServicesUp, []string{"slot", "A"}})
+	requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/good.kfw", httpPort))
+	expect(t, m, regexp.MustCompile(`\[fw-agent\].*update state.*to=installing`))
+	time.Sleep(2 * time.Second) // well inside the write of the slot
+	m.Stop()
+	wantEnv(t, m.Disk, map[string]string{"ORDER": "A B", "B_OK": "0", "A_OK": "1"})
+	m = BootInPlace(t, m.Disk, fwd)
+	expect(t, m, regexp.MustCompile(`KANTO-GRUB slot=A `),
+		step{event.Init, []string{"slot", "A", "version", "1.0.0"}},
+		regexp.MustCompile(`\[fw-agent\].*resuming update.*state=installing`))
+	m.Stop()
+}
+
+// requestInstall sends one install request to the agent's local MQTT API
+// through the forwarded broker port.
+func requestInstall(t *testing.T, brokerPort int, source string) {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", brokerPort)).
+		SetClientID("vmtest-install").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tok := c.Connect()
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connecting to the device broker: %v", tok.Error())
+		}
+		time.Sleep(time.Second)
+	}
+	defer c.Disconnect(250)
+	b, _ := json.Marshal(map[string]string{"correlationId": "vmtest", "source": source})
+	if tok := c.Publish("kanto/fw/request/install", 1, false, b); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publishing the install request: %v", tok.Error())
+	}
 }
