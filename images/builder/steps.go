@@ -69,7 +69,7 @@ func (b *build) goBuild(ctx context.Context, pkg, name string) (string, error) {
 	// One file per version (it is linked in), written under a temporary
 	// name and renamed, so concurrent builds (parallel test packages)
 	// never see a half-written binary.
-	out := filepath.Join(dir, name+"-"+fmt.Sprintf("%x", hashBytes([]byte(b.cfg.Version)))[:len(name)+13])
+	out := filepath.Join(dir, fmt.Sprintf("%s-%x", name, hashBytes([]byte(b.cfg.Version))[:6]))
 	tmp, err := os.CreateTemp(dir, "."+name+"-")
 	if err != nil {
 		return "", err
