@@ -7,13 +7,13 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/logging"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
 // Settings are the suite connector's configuration. JSON keys and flag
@@ -165,12 +165,10 @@ func (s *Settings) ValidateDynamic() error {
 	return nil
 }
 
-// Env holds the environment overrides upstream reads.
+// Env holds the environment overrides upstream reads: the ones every
+// connector shares, plus the suite connector's own.
 type Env struct {
-	LocalClientID, CloudClientID  string
-	BackoffInit, BackoffMax       time.Duration
-	BackoffMul                    float64
-	AuthRetries                   int
+	uplink.Env
 	MessageRate                   float64 // messages/s towards the hub, 0 = unlimited
 	EventsPrefix, TelemetryPrefix string  // generic mode only
 	ResponsePrefix                string
@@ -178,49 +176,15 @@ type Env struct {
 
 // ReadEnv reads the overrides; invalid numbers are errors naming the variable.
 func ReadEnv(getenv func(string) string) (Env, error) {
+	base, err := uplink.ReadEnv(getenv)
+	if err != nil {
+		return Env{}, err
+	}
 	e := Env{
-		LocalClientID: "connector", CloudClientID: "cloud",
-		BackoffInit: 60 * time.Second, BackoffMax: 240 * time.Second, BackoffMul: 2,
-		AuthRetries:     5,
+		Env:             base,
 		EventsPrefix:    getenv("EVENTS_TOPIC_PREFIX"),
 		TelemetryPrefix: getenv("TELEMETRY_TOPIC_PREFIX"),
 		ResponsePrefix:  getenv("COMMAND_RESPONSE_TOPIC_PREFIX"),
-	}
-	if v := getenv("LOCAL_CLIENTID"); v != "" {
-		e.LocalClientID = v
-	}
-	if v := getenv("CLOUD_CLIENTID"); v != "" {
-		e.CloudClientID = v
-	}
-	secs := func(name string, dst *time.Duration) error {
-		if v := getenv(name); v != "" {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
-				return fmt.Errorf("%s=%q: want seconds >= 0: %w", name, v, ErrConfig)
-			}
-			*dst = time.Duration(f * float64(time.Second))
-		}
-		return nil
-	}
-	if err := secs("HUB_CONNECT_INIT", &e.BackoffInit); err != nil {
-		return e, err
-	}
-	if err := secs("HUB_CONNECT_MAX", &e.BackoffMax); err != nil {
-		return e, err
-	}
-	if v := getenv("HUB_CONNECT_MUL"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 1 {
-			return e, fmt.Errorf("HUB_CONNECT_MUL=%q: want a number >= 1: %w", v, ErrConfig)
-		}
-		e.BackoffMul = f
-	}
-	if v := getenv("HUB_CONNECT_AUTH_ERR_RETRIES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return e, fmt.Errorf("HUB_CONNECT_AUTH_ERR_RETRIES=%q: want an integer >= 1: %w", v, ErrConfig)
-		}
-		e.AuthRetries = n
 	}
 	if v := getenv("MESSAGE_RATE"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -230,9 +194,6 @@ func ReadEnv(getenv func(string) string) (Env, error) {
 		if f > 0 {
 			e.MessageRate = f
 		}
-	}
-	if e.BackoffInit > e.BackoffMax {
-		return e, fmt.Errorf("HUB_CONNECT_INIT (%v) must not exceed HUB_CONNECT_MAX (%v): %w", e.BackoffInit, e.BackoffMax, ErrConfig)
 	}
 	return e, nil
 }

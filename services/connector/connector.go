@@ -10,8 +10,12 @@
 // network, a connector kill -9, or a broker restart; delivery is
 // at-least-once and in order per topic.
 //
+// The building blocks it shares with the other cloud connectors live in
+// package uplink (intake, sender, status, backoff) and subtrack ($SYS
+// subscription tracking).
+//
 // Goroutines: Run owns the local clients' subscription goroutines (package
-// mqtt), the batcher, the stats publisher and one launch at a time; a
+// mqtt), the intake, the stats publisher and one launch at a time; a
 // launch owns its hub client and sender. All end when Run's context ends.
 package connector
 
@@ -25,8 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +42,8 @@ import (
 	"github.com/kantofw/kanto/services/internal/hono"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/subtrack"
+	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
 // Options are what Run needs besides the context.
@@ -65,22 +69,17 @@ type Connector struct {
 	buf    *buffer.Buffer
 	local  *mqtt.Client // "connector": status, thing info, $SYS, LWT
 	cloud  *mqtt.Client // "cloud": local data in, commands out
-	status *statusPublisher
-	subs   *tracker
-	corr   *correlations
+	status *uplink.StatusPublisher
+	subs   *subtrack.Tracker
+	corr   uplink.Correlations
 	dups   *dedupe
-	inbox  chan pending
+	intake *uplink.Intake
+	sender *uplink.Sender
 
 	hubOnline atomic.Bool
 	mu        sync.Mutex
 	hub       *mqtt.Client
 	info      []byte // edge/thing/response payload of the current launch
-	poison    map[uint64]int
-}
-
-type pending struct {
-	e   *buffer.Entry
-	ack func()
 }
 
 // thingInfo is the payload of edge/thing/response.
@@ -108,13 +107,10 @@ func New(o Options) *Connector {
 		o.Notifier = lifecycle.NewNotifier(o.Log)
 	}
 	return &Connector{
-		o:      o,
-		log:    o.Log,
-		subs:   newTracker(o.Env.LocalClientID, o.Env.CloudClientID),
-		corr:   newCorrelations(o.Now),
-		dups:   &dedupe{now: o.Now, seen: map[string]time.Time{}},
-		inbox:  make(chan pending, 256),
-		poison: map[uint64]int{},
+		o:    o,
+		log:  o.Log,
+		subs: subtrack.New(o.Env.LocalClientID, o.Env.CloudClientID),
+		dups: &dedupe{now: o.Now, seen: map[string]time.Time{}},
 	}
 }
 
@@ -128,6 +124,8 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	c.buf = buf
 	defer buf.Close()
+	c.intake = uplink.NewIntake(buf, c.log)
+	c.sender = &uplink.Sender{Buf: buf, Window: c.o.Window, Log: c.log}
 	if st := buf.Stats(); st.Messages > 0 {
 		c.log.Info("offline buffer holds messages from before", "messages", st.Messages, "bytes", st.Bytes)
 	}
@@ -139,11 +137,11 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.local = mqtt.New(mqtt.Options{
 		URL: s.LocalAddress, ClientID: c.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
 		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS,
-		Will:      &mqtt.Message{Topic: TopicStatus, Payload: willPayload, QoS: 1, Retained: true},
-		OnConnect: func() { go c.status.republish(ctx) },
+		Will:      uplink.Will(),
+		OnConnect: func() { go c.status.Republish(ctx) },
 		Log:       c.log,
 	})
-	c.status = &statusPublisher{client: c.local, now: c.o.Now}
+	c.status = &uplink.StatusPublisher{Client: c.local, Now: c.o.Now}
 	c.cloud = mqtt.New(mqtt.Options{
 		URL: s.LocalAddress, ClientID: c.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
 		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS, Log: c.log,
@@ -161,7 +159,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		return err
 	}
 	if !s.Generic {
-		if err := c.local.Subscribe(ctx, sysLogFilter, 0, c.onSysLog); err != nil {
+		if err := c.local.Subscribe(ctx, subtrack.Filter, 0, c.onSysLog); err != nil {
 			return err
 		}
 	}
@@ -175,13 +173,13 @@ func (c *Connector) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.batcher(ctx) }()
+	go func() { defer wg.Done(); c.intake.Run(ctx) }()
 	go func() { defer wg.Done(); c.publishStats(ctx) }()
 	defer wg.Wait()
 
 	changes, stopWatch, err := watchProvisioning(s.ProvisioningFile, c.o.ProvisioningTick, c.log)
 	if err != nil {
-		c.status.send(ctx, CauseConfigError)
+		c.status.Send(ctx, CauseConfigError)
 		return fmt.Errorf("provisioning watcher: %w", err)
 	}
 	defer stopWatch()
@@ -214,7 +212,7 @@ func (c *Connector) localTLS() (*tls.Config, error) {
 	if !mqtt.IsSecure(s.LocalAddress) {
 		return nil, nil
 	}
-	cfg, _, err := tlsConfig(s.LocalCACert, s.LocalCert, s.LocalKey, nil)
+	cfg, _, err := uplink.TLSConfig(s.LocalCACert, s.LocalCert, s.LocalKey, nil)
 	return cfg, err
 }
 
@@ -241,7 +239,7 @@ func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error 
 // launch runs one hub session with the settings of this moment.
 func (c *Connector) launch(ctx context.Context, relaunch bool) {
 	// Every launch ends with CONNECTION_CLOSED, as upstream's launcher stop.
-	defer c.status.send(context.WithoutCancel(ctx), CauseConnectionClosed)
+	defer c.status.Send(context.WithoutCancel(ctx), CauseConnectionClosed)
 	s := c.o.Settings
 	found, err := applyProvisioning(s.ProvisioningFile, &s)
 	if c.o.Reapply != nil {
@@ -249,12 +247,12 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 	}
 	if err != nil {
 		c.log.Error("cannot use the provisioning file", "err", err)
-		c.status.send(ctx, CauseProvisioningError)
+		c.status.Send(ctx, CauseProvisioningError)
 		<-ctx.Done()
 		return
 	}
 	if relaunch {
-		c.status.send(ctx, CauseProvisioningUpdate)
+		c.status.Send(ctx, CauseProvisioningUpdate)
 	}
 	tlsCfg, leaf, err := c.hubTLS(&s)
 	if err == nil && s.DeviceIDPattern != "" {
@@ -262,7 +260,7 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 	}
 	if err != nil {
 		c.log.Error("hub connection cannot be created", "err", err)
-		c.status.send(ctx, CauseConnectionError)
+		c.status.Send(ctx, CauseConnectionError)
 		<-ctx.Done()
 		return
 	}
@@ -272,7 +270,7 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 			cause = CauseProvisioningMissing
 		}
 		c.log.Error("settings incomplete; waiting for a provisioning file", "err", err, "provisioningFile", s.ProvisioningFile)
-		c.status.send(ctx, cause)
+		c.status.Send(ctx, cause)
 		<-ctx.Done()
 		return
 	}
@@ -312,7 +310,7 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		hub := mqtt.New(opts)
 		_ = hub.Subscribe(ctx, cmdFilter, 0, handler)
 		if !s.Generic {
-			for _, f := range c.subs.filters() {
+			for _, f := range c.subs.Filters() {
 				_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
 			}
 		}
@@ -333,11 +331,11 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		if hub != nil {
 			hub.Close()
 		}
-		c.corr.clear()
+		c.corr.Clear()
 	}()
 
 	c.log.Info("connecting to the hub", "address", s.Address, "deviceId", s.DeviceID, "tenantId", s.TenantID, "clientId", clientID)
-	bo := newBackoff(c.o.Env)
+	bo := &uplink.Backoff{Env: c.o.Env.Env}
 	authFails := 0
 	for {
 		if hub != nil {
@@ -354,9 +352,9 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		}
 		if err == nil {
 			authFails = 0
-			bo.reset()
+			bo.Reset()
 			c.hubOnline.Store(true)
-			c.status.send(ctx, "")
+			c.status.Send(ctx, "")
 			c.announce(ctx)
 			c.log.Info("hub connected", "address", s.Address)
 			c.o.Notifier.Status("hub connected")
@@ -370,24 +368,24 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		} else {
 			c.log.Warn("hub connect failed", "err", err)
 		}
-		c.status.send(ctx, causeOf(err))
+		c.status.Send(ctx, uplink.CauseOf(err))
 		switch {
 		case errors.Is(err, mqtt.ErrNotAuthenticated), errors.Is(err, mqtt.ErrNotAuthorized):
 			authFails++
 			if authFails >= c.o.Env.AuthRetries {
 				c.log.Error("hub refused the credentials; giving up until the provisioning file changes",
 					"attempts", authFails, "err", err)
-				c.status.send(ctx, CauseConnectionClosed)
+				c.status.Send(ctx, CauseConnectionClosed)
 				<-ctx.Done()
 				return
 			}
 		case errors.Is(err, mqtt.ErrIDRejected), errors.Is(err, mqtt.ErrBadProtocol):
 			c.log.Error("hub refused the connection; giving up until the provisioning file changes", "err", err)
-			c.status.send(ctx, CauseConnectionClosed)
+			c.status.Send(ctx, CauseConnectionClosed)
 			<-ctx.Done()
 			return
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		c.log.Info("reconnecting to the hub", "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -397,43 +395,17 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 	}
 }
 
-func causeOf(err error) string {
-	if errors.Is(err, mqtt.ErrNotAuthenticated) {
-		return CauseNotAuthenticated
-	}
-	return CauseConnectionError
-}
-
 func (c *Connector) hubTLS(s *Settings) (*tls.Config, *x509.Certificate, error) {
 	if !mqtt.IsSecure(s.Address) {
 		return nil, nil, nil
 	}
-	return tlsConfig(s.CACert, s.Cert, s.Key, s.ALPN)
+	return uplink.TLSConfig(s.CACert, s.Cert, s.Key, s.ALPN)
 }
 
 func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// backoff is upstream's exponential backoff: init, ×mul up to max, ±25 %.
-type backoff struct {
-	env Env
-	cur time.Duration
-}
-
-func newBackoff(env Env) *backoff { return &backoff{env: env} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.env.BackoffInit
-	} else {
-		b.cur = time.Duration(math.Min(float64(b.cur)*b.env.BackoffMul, float64(b.env.BackoffMax)))
-	}
-	return time.Duration(float64(b.cur) * (0.75 + 0.5*mrand.Float64()))
 }
 
 // watchProvisioning watches the file's directory and yields at most one

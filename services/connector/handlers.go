@@ -2,20 +2,18 @@ package connector
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/hono"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/uplink"
 )
-
-// poisonLimit is how many times the hub may drop the connection while the
-// same message is the oldest one in flight before it is set aside: a
-// message the hub refuses (too large, say) must not block the rest forever.
-const poisonLimit = 3
 
 // onLocal takes an event, telemetry or command response from a local app.
 // It is acknowledged to the broker once it is on disk.
@@ -27,7 +25,7 @@ func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
 			ack()
 			return
 		}
-		if !c.corr.take(env.Headers.CorrelationID()) {
+		if !c.corr.Take(env.Headers.CorrelationID()) {
 			c.log.Debug("command response dropped: no pending command with this correlation id",
 				"topic", m.Topic, "correlation-id", env.Headers.CorrelationID())
 			ack()
@@ -44,206 +42,42 @@ func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
 		ack()
 		return
 	}
-	select {
-	case c.inbox <- pending{e: &buffer.Entry{Topic: m.Topic, QoS: qos, Payload: m.Payload}, ack: ack}:
-	case <-ctx.Done():
-	}
-}
-
-// batcher writes what onLocal collected in as few fsyncs as possible, then
-// acknowledges it. On a write error (a full disk) it keeps the messages
-// unacknowledged and retries, so the broker keeps them.
-func (c *Connector) batcher(ctx context.Context) {
-	for {
-		var batch []pending
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-c.inbox:
-			batch = append(batch, p)
-		}
-	drain:
-		for len(batch) < 256 {
-			select {
-			case p := <-c.inbox:
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
-		entries := make([]*buffer.Entry, len(batch))
-		for i, p := range batch {
-			entries[i] = p.e
-		}
-		for !c.store(ctx, entries) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-		for _, p := range batch {
-			p.ack()
-		}
-	}
-}
-
-// store puts entries; false means retry later (nothing was written).
-func (c *Connector) store(ctx context.Context, entries []*buffer.Entry) bool {
-	evicted, err := c.buf.Put(entries...)
-	switch {
-	case err == nil:
-		if evicted > 0 {
-			c.log.Warn("offline buffer full: oldest messages dropped", "dropped", evicted, "droppedTotal", c.buf.Stats().Dropped)
-		}
-		return true
-	case errors.Is(err, buffer.ErrFull), errors.Is(err, buffer.ErrTooLarge):
-		// Decide per message so one bad message does not sink its batch.
-		for _, e := range entries {
-			if _, err := c.buf.Put(e); err != nil {
-				c.log.Warn("message not buffered", "topic", e.Topic, "bytes", len(e.Payload), "err", err)
-			}
-		}
-		return true
-	default:
-		c.log.Error("cannot write the offline buffer; holding messages at the broker", "err", err)
-		return false
-	}
-}
-
-type inflight struct {
-	seq  uint64
-	done <-chan error
+	c.intake.Put(ctx, &buffer.Entry{Topic: m.Topic, QoS: qos, Payload: m.Payload}, ack)
 }
 
 // send forwards the buffer to the hub until the connection is lost or ctx
-// ends. Up to Window messages are in flight; they are removed from the
-// buffer in order as the hub acknowledges them.
+// ends (package uplink's sender, with this launch's routes and the
+// MESSAGE_RATE limit).
 func (c *Connector) send(ctx context.Context, hub *mqtt.Client, rt routes, lost <-chan error) error {
-	var limiter *rateLimiter
+	c.sender.Route = func(e *buffer.Entry) ([]mqtt.Message, error) {
+		topic, payload, err := rt.toCloud(e.Topic, e.Payload, e.Received)
+		if err != nil {
+			return nil, err
+		}
+		return []mqtt.Message{{Topic: topic, Payload: payload, QoS: e.QoS}}, nil
+	}
+	var pub uplink.Publisher = hub
 	if c.o.Env.MessageRate > 0 {
-		limiter = newRateLimiter(c.o.Env.MessageRate)
+		pub = &rateLimited{ctx: ctx, pub: hub, l: rate.NewLimiter(rate.Limit(c.o.Env.MessageRate), 1)}
 	}
-	var queue []inflight
-	var last uint64
-	// Delivered messages are removed from the buffer in batches: a crash
-	// before a batch is removed only re-sends it (at-least-once), and one
-	// fsync per batch instead of per acknowledgement keeps the disk free
-	// for the intake.
-	var acked []uint64
-	flushAt := time.Time{}
-	flush := func() error {
-		if len(acked) == 0 {
-			return nil
-		}
-		err := c.buf.Remove(false, acked...)
-		c.mu.Lock()
-		for _, s := range acked {
-			delete(c.poison, s)
-		}
-		c.mu.Unlock()
-		acked = acked[:0]
-		return err
-	}
-	defer func() { _ = flush() }()
-	tick := time.NewTicker(removeEvery)
-	defer tick.Stop()
-	for {
-		if len(queue) < c.o.Window {
-			es, err := c.buf.Peek(last, c.o.Window-len(queue))
-			if err != nil {
-				return err
-			}
-			for _, e := range es {
-				last = e.Seq
-				topic, payload, err := rt.toCloud(e.Topic, e.Payload, e.Received)
-				if err != nil {
-					c.log.Warn("message set aside: no cloud topic", "topic", e.Topic, "err", err)
-					_ = c.buf.Remove(true, e.Seq)
-					continue
-				}
-				if limiter != nil {
-					if err := limiter.wait(ctx); err != nil {
-						return err
-					}
-				}
-				queue = append(queue, inflight{seq: e.Seq, done: hub.PublishAsync(mqtt.Message{Topic: topic, Payload: payload, QoS: e.QoS})})
-			}
-		}
-		var head <-chan error
-		if len(queue) > 0 {
-			head = queue[0].done
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-lost:
-			c.notePoison(queue)
-			return err
-		case <-c.buf.Notify():
-		case <-tick.C:
-			if len(acked) > 0 && time.Since(flushAt) >= removeEvery {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		case err := <-head:
-			if err != nil {
-				c.notePoison(queue)
-				return err
-			}
-			if len(acked) == 0 {
-				flushAt = time.Now()
-			}
-			acked = append(acked, queue[0].seq)
-			queue = queue[1:]
-		more:
-			for len(queue) > 0 {
-				select {
-				case err := <-queue[0].done:
-					if err != nil {
-						c.notePoison(queue)
-						return err
-					}
-					acked = append(acked, queue[0].seq)
-					queue = queue[1:]
-				default:
-					break more
-				}
-			}
-			if len(acked) >= removeBatch {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-	}
+	return c.sender.Send(ctx, pub, lost)
 }
 
-// Removal batching of delivered messages (see send).
-const (
-	removeBatch = 1024
-	removeEvery = 50 * time.Millisecond
-)
+// rateLimited is MESSAGE_RATE: a token bucket with burst 1 in front of the
+// hub client.
+type rateLimited struct {
+	ctx context.Context
+	pub uplink.Publisher
+	l   *rate.Limiter
+}
 
-// notePoison counts a lost connection against the oldest unacknowledged
-// message and sets it aside after poisonLimit strikes.
-func (c *Connector) notePoison(queue []inflight) {
-	if len(queue) == 0 {
-		return
+func (r *rateLimited) PublishAsync(m mqtt.Message) <-chan error {
+	if err := r.l.Wait(r.ctx); err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
 	}
-	seq := queue[0].seq
-	c.mu.Lock()
-	c.poison[seq]++
-	strikes := c.poison[seq]
-	if strikes >= poisonLimit {
-		delete(c.poison, seq)
-	}
-	c.mu.Unlock()
-	if strikes >= poisonLimit {
-		c.log.Error("message set aside: the hub dropped the connection each time it was sent", "seq", seq, "strikes", strikes)
-		_ = c.buf.Remove(true, seq)
-	}
+	return r.pub.PublishAsync(m)
 }
 
 // onCommand takes a command request from the hub and hands it to local apps
@@ -268,7 +102,7 @@ func (c *Connector) onCommand(ctx context.Context, rt routes, m mqtt.Message) {
 		timeout = ditto.DefaultTimeout
 	}
 	if !ok || timeout > 0 {
-		c.corr.add(id, timeout+5*time.Second)
+		c.corr.Add(id, timeout+5*time.Second)
 	}
 	cmd, _ := hono.ParseCommand(local)
 	for _, topic := range []string{local, cmd.ShortForm()} {
@@ -300,8 +134,8 @@ func (c *Connector) announce(ctx context.Context) {
 
 // onSysLog follows local command subscriptions and mirrors them on the hub.
 func (c *Connector) onSysLog(ctx context.Context, m mqtt.Message) {
-	ch := c.subs.handle(m.Topic, m.Payload)
-	if len(ch.subscribe) == 0 && len(ch.unsubscribe) == 0 {
+	ch := c.subs.Handle(m.Topic, m.Payload)
+	if len(ch.Subscribe) == 0 && len(ch.Unsubscribe) == 0 {
 		return
 	}
 	c.mu.Lock()
@@ -310,16 +144,16 @@ func (c *Connector) onSysLog(ctx context.Context, m mqtt.Message) {
 	if hub == nil {
 		return // the next launch subscribes from the tracker
 	}
-	for _, f := range ch.subscribe {
+	for _, f := range ch.Subscribe {
 		c.log.Debug("forwarding local command subscription", "filter", f)
 		if err := hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {}); err != nil {
 			c.log.Warn("hub subscribe failed", "filter", f, "err", err)
 		}
 	}
-	if len(ch.unsubscribe) > 0 {
-		c.log.Debug("dropping local command subscriptions", "filters", ch.unsubscribe)
-		if err := hub.Unsubscribe(ctx, ch.unsubscribe...); err != nil {
-			c.log.Warn("hub unsubscribe failed", "filters", ch.unsubscribe, "err", err)
+	if len(ch.Unsubscribe) > 0 {
+		c.log.Debug("dropping local command subscriptions", "filters", ch.Unsubscribe)
+		if err := hub.Unsubscribe(ctx, ch.Unsubscribe...); err != nil {
+			c.log.Warn("hub unsubscribe failed", "filters", ch.Unsubscribe, "err", err)
 		}
 	}
 }
@@ -341,8 +175,8 @@ func (c *Connector) publishStats(ctx context.Context) {
 		if !first && st == last || !c.local.IsConnected() {
 			continue
 		}
-		payload := []byte(`{"messages":` + itoa(int64(st.Messages)) + `,"bytes":` + itoa(st.Bytes) +
-			`,"dropped":` + itoa(int64(st.Dropped)) + `,"undeliverable":` + itoa(int64(st.Poisoned)) + `}`)
+		payload, _ := json.Marshal(map[string]any{"messages": st.Messages, "bytes": st.Bytes,
+			"dropped": st.Dropped, "undeliverable": st.Poisoned})
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := c.local.Publish(pctx, mqtt.Message{Topic: TopicBuffer, Payload: payload, QoS: 1, Retained: true}); err == nil {
 			last, first = st, false

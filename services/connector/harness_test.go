@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,45 +14,13 @@ import (
 	"time"
 
 	"github.com/kantofw/kanto/internal/mosquittotest"
+	"github.com/kantofw/kanto/services/internal/kantotest"
 	"github.com/kantofw/kanto/services/internal/cloudpeer"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 )
 
-// The real binary, built once, on first use, for the end-to-end tests.
-var (
-	buildOnce sync.Once
-	kantoBin  string
-	buildErr  error
-)
-
-func kanto(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if bin := os.Getenv("KANTO_BIN"); bin != "" {
-			// A prebuilt binary (e.g. the one make build produced).
-			kantoBin = bin
-			return
-		}
-		dir, err := os.MkdirTemp("", "kanto-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		kantoBin = filepath.Join(dir, "kanto")
-		args := []string{"build", "-o", kantoBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "github.com/kantofw/kanto/services/cmd/kanto")...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build kanto: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return kantoBin
-}
+// kanto is the real binary (KANTO_BIN, or built once from this tree).
+func kanto(t testing.TB) string { return kantotest.Bin(t) }
 
 const (
 	tenant   = "T"
