@@ -3,7 +3,7 @@
 // numeric timestamps), so a connector can hold the same device command
 // subscriptions on the hub while at least one local app listens: Hono then
 // treats the child device as connected (gateway auto-provisioning, TTD).
-// Local-digital-twins uses it; the suite connector has its own copy.
+// The suite connector and local-digital-twins use it.
 package subtrack
 
 import (
