@@ -18,6 +18,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/store"
 	"github.com/kantofw/kanto/services/internal/updateagent"
@@ -128,5 +129,11 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 	_, _ = rand.Read(b)
 	a := updateagent.New(updateagent.Options{Domain: cfg.Domain, DB: db, Log: d.Log,
 		MQTT: mqtt.Options{URL: cfg.Broker, ClientID: "fw-update-agent-" + hex.EncodeToString(b), CleanSession: true, AutoReconnect: true}}, dom)
+	// Ready once the OTA state is resumed: the health verdict of a trial
+	// boot is in, and the domain serves (it connects to the broker itself).
+	n := lifecycle.NewNotifier(d.Log)
+	n.Ready("firmware domain " + cfg.Domain)
+	go n.Watchdog(ctx, nil)
+	defer n.Stopping()
 	return a.Run(ctx)
 }

@@ -127,9 +127,7 @@ func configFlag(t *testing.T, root, pkg string) string {
 // notifyPending are services whose code does not notify systemd yet, with
 // the reason; their units are Type=simple without WatchdogSec. An entry
 // fails the test once the service notifies, so the unit catches up.
-var notifyPending = map[string]string{
-	"fw-update-agent": "services/fwagent does not send READY=1 or watchdog pings yet",
-}
+var notifyPending = map[string]string{}
 
 // notifies reports whether a service package (non-test files) creates a
 // systemd notifier.
