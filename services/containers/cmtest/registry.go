@@ -29,6 +29,9 @@ import (
 type Registry struct {
 	Host       string // 127.0.0.1:port
 	CA         string // CA certificate file (TLS only)
+	// ClientCert and ClientKey are a client certificate the registry
+	// requires (RegistryOptions.ClientAuth).
+	ClientCert, ClientKey string
 	User, Pass string // basic auth (empty: none)
 	client     *http.Client
 	scheme     string
@@ -38,6 +41,9 @@ type Registry struct {
 type RegistryOptions struct {
 	TLS        bool
 	User, Pass string
+	// ClientAuth makes the registry require a client certificate signed
+	// by its CA (implies TLS).
+	ClientAuth bool
 }
 
 // StartRegistry runs docker-registry in dir until the test ends.
@@ -51,11 +57,20 @@ func StartRegistry(t testing.TB, dir string, o RegistryOptions) *Registry {
 	}
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), r.Host)
 	tr := &http.Transport{}
-	if o.TLS {
-		ca, crt, key, pool := makeCerts(t, dir)
-		r.CA, r.scheme = ca, "https"
-		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", crt, key)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if o.TLS || o.ClientAuth {
+		certs := makeCerts(t, dir)
+		r.CA, r.scheme = certs.ca, "https"
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certs.crt, certs.key)
+		tr.TLSClientConfig = &tls.Config{RootCAs: certs.pool, MinVersion: tls.VersionTLS12}
+		if o.ClientAuth {
+			cfg += fmt.Sprintf("    clientcas:\n      - %s\n", certs.ca)
+			r.ClientCert, r.ClientKey = certs.clientCrt, certs.clientKey
+			pair, err := tls.LoadX509KeyPair(certs.clientCrt, certs.clientKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+		}
 	}
 	if o.User != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(o.Pass), bcrypt.MinCost)
@@ -153,8 +168,14 @@ func (r *Registry) Push(img *Image, repo, tag string) (string, error) {
 	return r.Host + "/" + repo + ":" + tag, nil
 }
 
-// makeCerts writes a CA and a server certificate for 127.0.0.1.
-func makeCerts(t testing.TB, dir string) (caFile, crtFile, keyFile string, pool *x509.CertPool) {
+type certFiles struct {
+	ca, crt, key, clientCrt, clientKey string
+	pool                               *x509.CertPool
+}
+
+// makeCerts writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate.
+func makeCerts(t testing.TB, dir string) certFiles {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
@@ -167,29 +188,35 @@ func makeCerts(t testing.TB, dir string) (caFile, crtFile, keyFile string, pool 
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, []byte) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			IPAddresses: ips, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalECPrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
+	srvCrt, srvKey := leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	cliCrt, cliKey := leaf(3, "kanto device", x509.ExtKeyUsageClientAuth, nil)
+	f := certFiles{
+		ca: filepath.Join(dir, "ca.crt"), crt: filepath.Join(dir, "server.cert"), key: filepath.Join(dir, "server.key"),
+		clientCrt: filepath.Join(dir, "client.cert"), clientKey: filepath.Join(dir, "client.key"),
 	}
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	caFile, crtFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.cert"), filepath.Join(dir, "server.key")
-	for f, b := range map[string][]byte{
-		caFile:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		crtFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		keyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	for p, b := range map[string][]byte{
+		f.ca:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		f.crt: srvCrt, f.key: srvKey, f.clientCrt: cliCrt, f.clientKey: cliKey,
 	} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pool = x509.NewCertPool()
-	pool.AddCert(caCert)
-	return caFile, crtFile, keyFile, pool
+	f.pool = x509.NewCertPool()
+	f.pool.AddCert(caCert)
+	return f
 }

@@ -202,3 +202,26 @@ func TestDaemonBadConfig(t *testing.T) {
 		t.Errorf("bad runtime: exit %d %s", code, errOut)
 	}
 }
+
+// TestRegistryClientCertificate: a registry that requires a client
+// certificate, configured through transport.client_cert/client_key.
+func TestRegistryClientCertificate(t *testing.T) {
+	cmtest.Requirements(t)
+	reg := cmtest.StartRegistry(t, t.TempDir(), cmtest.RegistryOptions{ClientAuth: true})
+	img, _ := cmtest.BusyboxImage()
+	ref, err := reg.Push(img, "mtls/busybox", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the client certificate the handshake fails.
+	d := setup(t, writeConfig(t, registryConfig(reg, "", ""))...)
+	cliFail(t, d, "create", ref)
+	cfg := map[string]any{"containers": map[string]any{
+		"insecure_registries": []string{},
+		"registry_configurations": map[string]any{reg.Host: map[string]any{
+			"transport": map[string]string{"root_ca": reg.CA, "client_cert": reg.ClientCert, "client_key": reg.ClientKey},
+		}},
+	}}
+	d2 := setup(t, writeConfig(t, cfg)...)
+	cli(t, d2, "create", ref)
+}
