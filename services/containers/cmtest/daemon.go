@@ -101,6 +101,16 @@ func (d *Daemon) DumpStacks() {
 	}
 }
 
+// Signal sends sig and waits for the daemon to exit.
+func (d *Daemon) Signal(sig syscall.Signal) {
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case <-d.exited:
+	case <-time.After(20 * time.Second):
+		d.Kill9()
+	}
+}
+
 // Stop sends SIGTERM and waits.
 func (d *Daemon) Stop() {
 	if d.cmd == nil || d.cmd.Process == nil {

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +62,9 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
+	// Upstream also stops on SIGHUP and SIGQUIT (SIGINT/SIGTERM come with ctx).
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP, syscall.SIGQUIT)
+	defer stop()
 	d := &Daemon{cfg: cfg, log: log}
 	return d.Run(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,8 +136,12 @@ func TestDaemonKill9(t *testing.T) {
 	if after.State.Status != model.Running || after.State.Pid != before.State.Pid {
 		t.Fatalf("after restart: status %v pid %d (was %d)", after.State.Status, after.State.Pid, before.State.Pid)
 	}
-	// Also survives a graceful daemon stop.
+	// Also survives a graceful daemon stop (SIGTERM) and SIGHUP.
 	d.Stop()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(syscall.SIGHUP)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
