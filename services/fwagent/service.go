@@ -17,8 +17,8 @@ import (
 	"github.com/kantofw/kanto/ota"
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
-	"github.com/kantofw/kanto/services/internal/logging"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
+	"github.com/kantofw/kanto/services/internal/logging"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/store"
 	"github.com/kantofw/kanto/services/internal/updateagent"
@@ -34,6 +34,10 @@ type Config struct {
 	StateDir    string `json:"stateDir"` // ota.db, agent.db and downloads
 	BaseVersion string `json:"baseVersion"`
 	BoardHooks  string `json:"boardHooks"`
+	// HealthChecks is a directory of health check executables (exit 0 =
+	// healthy) that judge a trial boot before it is committed; empty or
+	// missing: no checks, a booted trial slot is committed.
+	HealthChecks string `json:"healthChecks"`
 	logging.Config
 }
 
@@ -43,6 +47,9 @@ func Defaults() Config {
 		Keyring: "/etc/kanto/keyring.pem", StateDir: "/var/lib/kanto-fw", BaseVersion: "0",
 		BoardHooks: "/etc/kanto/board.d", Config: logging.Defaults("")}
 }
+
+// healthCheckTimeout bounds each health check executable.
+const healthCheckTimeout = 2 * time.Minute
 
 // Deps are injected by main or tests.
 type Deps struct {
@@ -65,6 +72,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	fs.StringVar(&cfg.StateDir, "stateDir", cfg.StateDir, "persistent state folder")
 	fs.StringVar(&cfg.BaseVersion, "baseVersion", cfg.BaseVersion, "version of a slot without a recorded version")
 	fs.StringVar(&cfg.BoardHooks, "boardHooks", cfg.BoardHooks, "board hook executables (reboot)")
+	fs.StringVar(&cfg.HealthChecks, "healthChecks", cfg.HealthChecks, "directory of health check executables judging a trial boot (empty: none)")
 	cfg.Config.RegisterFlags(fs)
 	err := config.Load(fs, args, "configFile", &cfg)
 	switch {
@@ -80,9 +88,14 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return fmt.Errorf("%w: %w", err, cli.ErrUsage)
 	}
 	defer closer.Close()
-	// No health checks are wired here yet: the image's init or the board
-	// package adds them; without checks a booted slot is committed.
-	return Run(ctx, cfg, Deps{Log: log, Rebooter: &board.Hooks{Dir: cfg.BoardHooks, Log: log}})
+	// Without health checks a booted trial slot is committed.
+	var checks []ota.HealthCheck
+	if cfg.HealthChecks != "" {
+		if checks, err = ota.ScriptsDir(cfg.HealthChecks, healthCheckTimeout); err != nil {
+			return err
+		}
+	}
+	return Run(ctx, cfg, Deps{Log: log, Rebooter: &board.Hooks{Dir: cfg.BoardHooks, Log: log}, Checks: checks})
 }
 
 // Run resumes the OTA agent (the health verdict after a reboot) and then
