@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kantofw/kanto/services/containers/metrics"
 	"github.com/kantofw/kanto/services/containers/mgr"
 	"github.com/kantofw/kanto/services/containers/model"
 	"github.com/kantofw/kanto/services/internal/mqtt"
@@ -140,5 +142,27 @@ func TestRegisterDeletesStaleFeatures(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(state); string(b) != `["kept"]` {
 		t.Errorf("record %s", b)
+	}
+}
+
+// TestRunStopsMetricsLoop: Run owns the metrics loop; both end with ctx.
+func TestRunStopsMetricsLoop(t *testing.T) {
+	before := runtime.NumGoroutine()
+	b := &fakeBroker{}
+	th := New(b, listOnly{}, Options{Features: []string{"Metrics"}, Sampler: metrics.Reader{}})
+	th.onThingResponse(context.Background(), mqtt.Message{Payload: []byte(`{"deviceId":"ns:dev","tenantId":"t"}`)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { th.Run(ctx); close(done) }()
+	if err := th.metricsRequest(ctx, "request", json.RawMessage(`{"frequency":"1s"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left running (before: %d)", n, before)
 	}
 }
