@@ -72,6 +72,10 @@ type Config struct {
 	// CloudWithin, without Minimal, makes "connected to the cloud within
 	// this many seconds" one of the OTA agent's health checks (0: none).
 	CloudWithin int
+	// UpdateManager, without Minimal, runs the update campaign path
+	// instead of kanto fw agent: kanto update-manager (Ditto UpdateManager
+	// feature, firmware domain) and kanto fw-update-agent.
+	UpdateManager bool
 	// BrokerListen is the address Mosquitto listens on (default
 	// 127.0.0.1). Tests set 0.0.0.0 to reach the device's broker through a
 	// QEMU host forward; never ship that: the broker allows anonymous

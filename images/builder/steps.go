@@ -268,8 +268,13 @@ func (b *build) initConfig() *initcfg.Config {
 		}
 		c.Services = append(c.Services,
 			initcfg.Service{Name: "suite-connector", Exec: []string{"/usr/bin/kanto", "suite-connector", "-configFile", connectorConfig},
-				After: []string{"mosquitto"}, Ready: "notify", WatchdogSec: 60},
-			initcfg.Service{Name: "fw-agent", Exec: agent, After: []string{"mosquitto"}})
+				After: []string{"mosquitto"}, Ready: "notify", WatchdogSec: 60})
+		if b.cfg.UpdateManager {
+			c.Dirs = append(c.Dirs, "/data/kanto/update-manager")
+			c.Services = append(c.Services, updateManagerServices(b.cfg.Version)...)
+		} else {
+			c.Services = append(c.Services, initcfg.Service{Name: "fw-agent", Exec: agent, After: []string{"mosquitto"}})
+		}
 		// The OTA agent decides about trial boots (its checks include the
 		// services above); the init only reboots an unhealthy trial.
 		c.Health.Commit = "none"
@@ -290,6 +295,24 @@ func (b *build) initConfig() *initcfg.Config {
 	}
 	c.Defaults()
 	return c
+}
+
+// updateManagerServices are the campaign path of an UpdateManager image:
+// the update manager (the Ditto UpdateManager feature, reached through
+// suite-connector) and the firmware domain agent over the OTA agent. They
+// share the OTA database with kanto fw agent, so only one of the two runs.
+// The agent's health check is the init's verdict (health.d), and it
+// reports the firmware of a slot without a recorded version as version.
+func updateManagerServices(version string) []initcfg.Service {
+	return []initcfg.Service{
+		{Name: "update-manager", Exec: []string{"/usr/bin/kanto", "update-manager", "-domains", "firmware",
+			"-database", "/data/kanto/update-manager/campaign.db",
+			"-report-feedback-interval", "1s", "-current-state-delay", "1s"}, After: []string{"mosquitto"}},
+		{Name: "fw-update-agent", Exec: []string{"/usr/bin/kanto", "fw-update-agent", "-slots", slotsPath,
+			"-keyring", "/etc/kanto/firmware/keyring.pem", "-stateDir", "/data/kanto/firmware",
+			"-boardHooks", "/etc/kanto/board.d", "-healthChecks", "/etc/kanto/firmware/health.d",
+			"-baseVersion", version}, After: []string{"mosquitto"}},
+	}
 }
 
 // Paths of the Kanto services' files in the slot.
@@ -326,6 +349,12 @@ log_type error
 log_type warning
 log_type notice
 log_timestamp false
+# suite-connector follows local command subscriptions through $SYS and keeps
+# a deep queue for its session while it restarts.
+log_dest topic
+log_type subscribe
+log_type unsubscribe
+max_queued_messages 100000
 `
 
 func (b *build) slotsFile() ([]byte, error) {
