@@ -103,9 +103,11 @@ func TestPowerCutDuringInstall(t *testing.T) {
 	expect(t, m, regexp.MustCompile(`\[fw-agent\].*update state.*to=installing`))
 	time.Sleep(2 * time.Second) // well inside the write of the slot
 	m.Stop()
-	wantEnv(t, m.Disk, map[string]string{"ORDER": "A B", "B_OK": "0", "A_OK": "1"})
+	// The environment is read by GRUB itself (after a power cut the FAT
+	// may hold changes only a FAT driver's recovery accepts; mtools can
+	// refuse it).
 	m = BootInPlace(t, m.Disk, fwd)
-	expect(t, m, regexp.MustCompile(`KANTO-GRUB slot=A `),
+	expect(t, m, regexp.MustCompile(`KANTO-GRUB slot=A ORDER=A B A_OK=1 A_TRY=0 B_OK=0`),
 		step{event.Init, []string{"slot", "A", "version", "1.0.0"}},
 		regexp.MustCompile(`\[fw-agent\].*resuming update.*state=installing`))
 	m.Stop()
