@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // cache keeps each build step's outputs in a directory named after the
@@ -82,6 +83,8 @@ func (c *cache) get(step string, k *key, make func(dir string) error) (dir strin
 	sum := k.sum()
 	dir = filepath.Join(c.dir, step+"-"+sum[:20])
 	if _, err := os.Stat(filepath.Join(dir, ".done")); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(dir, now, now) // recently used: prune keeps it
 		return dir, true, nil
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
@@ -105,8 +108,13 @@ func (c *cache) get(step string, k *key, make func(dir string) error) (dir strin
 	return dir, false, nil
 }
 
-// prune removes entries of step other than keep, so the cache holds one
-// generation per step plus what the current build uses.
+// pruneAge is how long an unused entry stays: other builds sharing the
+// cache (parallel test packages, a developer's make image) may be using
+// entries this build does not know about.
+const pruneAge = time.Hour
+
+// prune removes entries of step other than keep that nobody has used for
+// pruneAge, so the cache does not grow without bound.
 func (c *cache) prune(step string, keep ...string) {
 	ents, _ := filepath.Glob(filepath.Join(c.dir, step+"-*"))
 	sort.Strings(ents)
@@ -117,7 +125,8 @@ func (c *cache) prune(step string, keep ...string) {
 				used = true
 			}
 		}
-		if !used {
+		st, err := os.Stat(e)
+		if !used && err == nil && time.Since(st.ModTime()) > pruneAge {
 			_ = os.RemoveAll(e)
 		}
 	}
