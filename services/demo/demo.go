@@ -1,8 +1,11 @@
 // Package demo runs the stack's main job end to end on this machine and
-// prints a readable timeline: a device (local Mosquitto + our connector)
-// linked to a cloud (Mosquitto behind our Hono adapter simulator), telemetry
-// from a local app, a command round trip, and a cloud outage during which
-// nothing is lost.
+// prints a readable timeline. Campaign (the default of make demo) boots the
+// firmware image in QEMU and updates it from the cloud through the update
+// manager: a good A/B update that commits and a bad one that GRUB rolls
+// back. Run (kanto-demo -connectivity) shows the connectivity alone: a
+// device (local Mosquitto + our connector) linked to a cloud (Mosquitto
+// behind our Hono adapter simulator), telemetry from a local app, a command
+// round trip, and a cloud outage during which nothing is lost.
 package demo
 
 import (
@@ -15,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,12 +35,17 @@ type Options struct {
 	Outage   time.Duration // how long the cloud is away
 }
 
+// timeline prints lines stamped with the time since the start; it is safe
+// for concurrent use.
 type timeline struct {
 	w     io.Writer
 	start time.Time
+	mu    sync.Mutex
 }
 
 func (t *timeline) say(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	fmt.Fprintf(t.w, "[%6.2fs] %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
@@ -218,4 +227,3 @@ func Run(ctx context.Context, o Options) error {
 	tl.say("done: nothing lost across the outage")
 	return nil
 }
-
