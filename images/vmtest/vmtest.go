@@ -95,6 +95,11 @@ func acquireSlot() slot {
 
 func (s slot) release() { s.f.Close() } // closing drops the flock
 
+// HoldSlot waits for one of the host-wide QEMU slots, for tests that start
+// QEMU themselves (e.g. through the demo); call release when the VM is
+// gone.
+func HoldSlot() (release func()) { return acquireSlot().release }
+
 // Machine is a booted VM holding one of the two QEMU slots.
 type Machine struct {
 	*qemu.VM
