@@ -7,7 +7,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 export CGO_ENABLED ?= 0
 
-.PHONY: build deps test check vet staticcheck race cross bench demo fuzz clean image qemu
+.PHONY: build deps test check vet staticcheck race cross bench demo demo-connectivity fuzz clean image qemu
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanto ./services/cmd/kanto
@@ -45,8 +45,13 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done; true
 
+# The firmware campaign in QEMU (see README); demo-connectivity is the
+# connector and cloud peer on loopback, without QEMU.
 demo: deps build
 	@bash scripts/demo.sh
+
+demo-connectivity: deps build
+	@bash scripts/demo.sh -connectivity
 
 # The A/B firmware disk image (cached; see images/README.md) and booting it
 # on the serial console (Ctrl-A X quits). IMAGE_FLAGS adds build flags.
