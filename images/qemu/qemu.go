@@ -57,6 +57,9 @@ type Options struct {
 	NoWatchdog bool
 	// Console receives a copy of the raw serial output (nil: none).
 	Console io.Writer
+	// OnLine, if set, is called with every cleaned console line as it
+	// arrives (from the reader goroutine; it must not block).
+	OnLine func(Line)
 	// Interactive connects the terminal to the serial console (stdin and
 	// stdout of this process; Ctrl-A X quits) instead of capturing it.
 	Interactive bool
@@ -78,6 +81,8 @@ type Line struct {
 type VM struct {
 	cmd   *exec.Cmd
 	start time.Time
+
+	onLine func(Line)
 
 	mu     sync.Mutex
 	lines  []Line
@@ -170,6 +175,7 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 	var readerDone sync.WaitGroup
 	readerDone.Add(1)
 	// Owned by the VM; ends when QEMU's output pipe closes.
+	v.onLine = o.OnLine
 	go func() { defer readerDone.Done(); v.read(pr, o.Console) }()
 	// Owned by the VM; ends when QEMU exits.
 	go func() {
@@ -221,11 +227,15 @@ func (v *VM) read(r io.Reader, raw io.Writer) {
 }
 
 func (v *VM) add(text string) {
+	l := Line{At: time.Since(v.start), Text: text}
 	v.mu.Lock()
-	v.lines = append(v.lines, Line{At: time.Since(v.start), Text: text})
+	v.lines = append(v.lines, l)
 	close(v.notify)
 	v.notify = make(chan struct{})
 	v.mu.Unlock()
+	if v.onLine != nil {
+		v.onLine(l)
+	}
 }
 
 // Since returns how long the VM has been running.

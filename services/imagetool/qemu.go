@@ -33,6 +33,7 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 	until := fs.String("until", "", "run without a terminal: stop (power cut) at the first console line matching this regexp and print the time it took")
 	timeout := fs.Duration("timeout", 60*time.Second, "with -until: give up after this long (exit 1)")
 	verbose := fs.Bool("v", false, "with -until: copy the console to stderr")
+	timeline := fs.Bool("timeline", false, "with -until: print the boot milestones as they happen (GRUB's slot choice, the init's KANTO-EVENT lines, kernel panics)")
 	fs.StringVar(&o.Kernel, "kernel", "", "boot this kernel directly (no OVMF/GRUB; the image is optional)")
 	fs.StringVar(&o.Initrd, "initrd", "", "initramfs for -kernel")
 	fs.StringVar(&o.Append, "append", "console=ttyS0 quiet", "kernel command line for -kernel")
@@ -75,6 +76,13 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 		if *verbose {
 			o.Console = env.Stderr
 		}
+		if *timeline {
+			o.OnLine = func(l qemu.Line) {
+				if milestone.MatchString(l.Text) {
+					fmt.Fprintf(env.Stdout, "%7.2fs  %s\n", l.At.Seconds(), l.Text)
+				}
+			}
+		}
 		vm, err := qemu.Start(ctx, o)
 		if err != nil {
 			return err
@@ -96,3 +104,6 @@ func qemuMain(ctx context.Context, env *cli.Env, args []string) error {
 	<-vm.Done()
 	return vm.Wait(0)
 }
+
+// milestone matches the console lines of a boot's timeline.
+var milestone = regexp.MustCompile(`KANTO-GRUB|KANTO-EVENT|Kernel panic`)
