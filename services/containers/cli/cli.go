@@ -208,4 +208,3 @@ func dialTarget(host string) (string, error) {
 }
 
 func (a *app) out() io.Writer { return a.env.Stdout }
-

@@ -500,7 +500,7 @@ func startCommand() *command {
 		flags: func(fs *flagSet) {
 			fs.String(&name, "name", "n", "", "Start a container with a specific name.")
 			fs.Bool(&attach, "a", "", false, "Attach to the container's STDOUT and STDERR and print its output until it stops.")
-			fs.Bool(&interactive, "i", "", false, "Attach to the container's STDIN (not supported by this daemon; output is still shown).")
+			fs.Bool(&interactive, "i", "", false, "Attach to the container's STDIN (the container must be created with --i); output is shown too.")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			c, err := a.selectContainer(ctx, args, name)
@@ -528,6 +528,14 @@ func startCommand() *command {
 			if err := st.Send(&ctrsvc.AttachContainerRequest{Id: c.Id, StdIn: interactive}); err != nil {
 				return err
 			}
+			// Our daemon confirms the attach in the headers; an upstream one
+			// may not send them before output, so wait only briefly.
+			hdr := make(chan struct{})
+			go func() { _, _ = st.Header(); close(hdr) }()
+			select {
+			case <-hdr:
+			case <-time.After(2 * time.Second):
+			}
 			done := make(chan error, 1)
 			go func() {
 				for {
@@ -546,6 +554,24 @@ func startCommand() *command {
 					_, _ = a.out().Write(r.ReadData)
 				}
 			}()
+			if interactive && c.GetIoConfig().GetOpenStdin() {
+				// Owned by the attach: ends at stdin EOF or when the stream ends.
+				go func() {
+					buf := make([]byte, 32<<10)
+					for {
+						n, err := a.env.Stdin.Read(buf)
+						if n > 0 {
+							if st.Send(&ctrsvc.AttachContainerRequest{Id: c.Id, DataToWrite: append([]byte(nil), buf[:n]...)}) != nil {
+								return
+							}
+						}
+						if err != nil {
+							_ = st.Send(&ctrsvc.AttachContainerRequest{Id: c.Id, FinishWrite: true})
+							return
+						}
+					}
+				}()
+			}
 			if _, err := a.ctrs.Start(ctx, &ctrsvc.StartContainerRequest{Id: c.Id}); err != nil {
 				return err
 			}

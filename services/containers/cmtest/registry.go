@@ -27,14 +27,14 @@ import (
 
 // Registry is a Debian docker-registry on loopback.
 type Registry struct {
-	Host       string // 127.0.0.1:port
-	CA         string // CA certificate file (TLS only)
+	Host string // 127.0.0.1:port
+	CA   string // CA certificate file (TLS only)
 	// ClientCert and ClientKey are a client certificate the registry
 	// requires (RegistryOptions.ClientAuth).
 	ClientCert, ClientKey string
-	User, Pass string // basic auth (empty: none)
-	client     *http.Client
-	scheme     string
+	User, Pass            string // basic auth (empty: none)
+	client                *http.Client
+	scheme                string
 }
 
 // RegistryOptions choose TLS and basic auth.

@@ -19,9 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/leases"
 	"github.com/containerd/containerd/namespaces"
@@ -59,6 +61,8 @@ type Config struct {
 	// LogBinary is the absolute path of the logging binary the shim runs for
 	// each task (the kanto binary under the name container-management-log).
 	LogBinary string
+	// FIFODir holds the FIFOs of interactive tasks.
+	FIFODir string
 }
 
 // Client is the containerd side of the service. Safe for concurrent use.
@@ -66,6 +70,9 @@ type Client struct {
 	cfg Config
 	c   *containerd.Client
 	log *slog.Logger
+
+	mu  sync.Mutex
+	ios map[string]cio.IO // interactive tasks' IO, closed at Cleanup
 }
 
 // New connects to containerd and makes sure the lease exists.
@@ -80,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
 	}
-	cl := &Client{cfg: cfg, c: c, log: log}
+	cl := &Client{cfg: cfg, c: c, log: log, ios: map[string]cio.IO{}}
 	ctx = cl.nsCtx(ctx)
 	lm := c.LeasesService()
 	ls, err := lm.List(ctx, fmt.Sprintf("id==%s", cfg.LeaseID))

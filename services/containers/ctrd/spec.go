@@ -3,9 +3,11 @@ package ctrd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,6 +29,24 @@ type RunSpec struct {
 	LogMaxFiles int
 	// LogBuffer > 0 selects the non-blocking mode with that many bytes.
 	LogBuffer int64
+	// Streams, when set, connect the task's stdio to the daemon through
+	// FIFOs (interactive containers) instead of the shim-run log driver.
+	Streams *Streams
+}
+
+// Streams are an interactive task's standard streams.
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Terminal       bool
+}
+
+func (s *Streams) opts() []cio.Opt {
+	o := []cio.Opt{cio.WithStreams(s.Stdin, s.Stdout, s.Stderr)}
+	if s.Terminal {
+		o = append(o, cio.WithTerminal)
+	}
+	return o
 }
 
 func (c *Client) specOpts(img containerd.Image, s RunSpec) ([]oci.SpecOpts, error) {

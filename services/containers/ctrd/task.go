@@ -113,13 +113,19 @@ func (c *Client) Run(ctx, waitCtx context.Context, s RunSpec) (uint32, <-chan Ex
 		return 0, nil, fmt.Errorf("create containerd container: %w", err)
 	}
 	var ioc cio.Creator = cio.NullIO
-	if s.LogFile != "" {
+	switch {
+	case s.Streams != nil:
+		ioc = cio.NewCreator(append(s.Streams.opts(), cio.WithFIFODir(c.cfg.FIFODir))...)
+	case s.LogFile != "":
 		ioc = cio.BinaryIO(c.cfg.LogBinary, logArgs(s))
 	}
 	task, err := cc.NewTask(ctx, ioc)
 	if err != nil {
 		_ = cc.Delete(ctx)
 		return 0, nil, fmt.Errorf("create task: %w", err)
+	}
+	if s.Streams != nil {
+		c.keepIO(ctr.ID, task.IO())
 	}
 	exit, err := exitChan(waitCtx, task)
 	if err != nil {
@@ -152,9 +158,52 @@ type TaskState struct {
 	Exit     <-chan Exit
 }
 
+func (c *Client) keepIO(id string, io cio.IO) {
+	if io == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.ios[id]; old != nil {
+		old.Cancel()
+		_ = old.Close()
+	}
+	c.ios[id] = io
+}
+
+// releaseIO waits for an interactive task's output to be copied and closes
+// its FIFOs.
+func (c *Client) releaseIO(id string) {
+	c.mu.Lock()
+	io := c.ios[id]
+	delete(c.ios, id)
+	c.mu.Unlock()
+	if io != nil {
+		done := make(chan struct{})
+		go func() { io.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			io.Cancel()
+		}
+		_ = io.Close()
+	}
+}
+
+// CloseStdin closes an interactive task's standard input.
+func (c *Client) CloseStdin(ctx context.Context, id string) error {
+	ctx = c.nsCtx(ctx)
+	t, err := c.task(ctx, id)
+	if err != nil {
+		return err
+	}
+	return t.CloseIO(ctx, containerd.WithStdinCloser)
+}
+
 // Reattach finds the running task of container id again (after a daemon
 // restart) and watches its exit. ErrNotRunning means there is none.
-func (c *Client) Reattach(ctx, waitCtx context.Context, id string) (*TaskState, error) {
+// streams re-connect an interactive task's FIFOs; nil for others.
+func (c *Client) Reattach(ctx, waitCtx context.Context, id string, streams *Streams) (*TaskState, error) {
 	ctx = c.nsCtx(ctx)
 	cc, err := c.c.LoadContainer(ctx, id)
 	if err != nil {
@@ -163,12 +212,19 @@ func (c *Client) Reattach(ctx, waitCtx context.Context, id string) (*TaskState, 
 		}
 		return nil, err
 	}
-	task, err := cc.Task(ctx, nil)
+	var attach cio.Attach
+	if streams != nil {
+		attach = cio.NewAttach(streams.opts()...)
+	}
+	task, err := cc.Task(ctx, attach)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, ErrNotRunning
 		}
 		return nil, err
+	}
+	if streams != nil {
+		c.keepIO(id, task.IO())
 	}
 	st, err := task.Status(ctx)
 	if err != nil {
@@ -223,6 +279,7 @@ func (c *Client) Kill(ctx context.Context, id string, sig syscall.Signal, all bo
 // container; missing objects are fine.
 func (c *Client) Cleanup(ctx context.Context, id string) error {
 	ctx = c.nsCtx(ctx)
+	defer c.releaseIO(id)
 	cc, err := c.c.LoadContainer(ctx, id)
 	if err != nil {
 		if errdefs.IsNotFound(err) {

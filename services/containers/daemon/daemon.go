@@ -104,7 +104,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	rt, err := ctrd.New(ctx, ctrd.Config{
 		Address: cfg.Containers.AddressPath, Namespace: cfg.Containers.DefaultNS, LeaseID: cfg.Containers.LeaseID,
 		Runtime: cfg.Containers.RuncRuntime, Insecure: cfg.Containers.InsecureRegistries, Registries: regs,
-		LogBinary: logBin,
+		LogBinary: logBin, FIFODir: filepath.Join(cfg.Containers.ExecRootDir, "fifo"),
 	}, log.With("component", "ctrd"))
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -172,10 +173,16 @@ func (s *containersServer) Attach(st ctrsvc.Containers_AttachServer) error {
 	if err != nil {
 		return grpcErr(err)
 	}
+	if sess, err := s.m.Attach(id); err == nil {
+		return attachInteractive(st, sess, first)
+	} else if !errors.Is(err, mgr.ErrNotInteractive) {
+		return grpcErr(err)
+	}
 	if c.HostConfig.LogConfig.DriverConfig.Type == model.LogDriverNone {
 		return grpcErr(model.Errorf(model.ErrState, "cannot attach to container %s with log type none", id))
 	}
-	// Drain client messages (stdin is not supported) so the stream stays open.
+	// Not interactive: the output comes from the log file; client messages
+	// are drained so the stream stays open.
 	go func() {
 		for {
 			if _, err := st.Recv(); err != nil {
@@ -188,6 +195,7 @@ func (s *containersServer) Attach(st ctrsvc.Containers_AttachServer) error {
 	if fi, err := os.Stat(path); err == nil {
 		off = fi.Size()
 	}
+	attached(st)
 	began := time.Now()
 	startedAt := c.State.StartedAt
 	seenRun := c.State.Status == model.Running || c.State.Status == model.Paused
@@ -223,6 +231,59 @@ func (s *containersServer) Attach(st ctrsvc.Containers_AttachServer) error {
 		return grpcErr(err)
 	}
 	return st.Send(&ctrsvc.AttachContainerResponse{Id: id})
+}
+
+// attachInteractive connects an interactive container's streams: output
+// as read_data, data_to_write to its stdin, finish_write closes stdin. An
+// empty read_data marks the end, when the run ends.
+func attachInteractive(st ctrsvc.Containers_AttachServer, sess *mgr.Session, first *ctrsvc.AttachContainerRequest) error {
+	defer sess.Detach()
+	attached(st)
+	id := first.GetId()
+	write := func(r *ctrsvc.AttachContainerRequest) bool {
+		if len(r.GetDataToWrite()) > 0 && first.GetStdIn() {
+			if _, err := sess.Write(r.GetDataToWrite()); err != nil {
+				return false
+			}
+		}
+		if r.GetFinishWrite() {
+			_ = sess.CloseStdin(st.Context())
+			return false
+		}
+		return true
+	}
+	// Owned by the attach: ends with the client's stream.
+	go func() {
+		if !write(first) {
+			return
+		}
+		for {
+			r, err := st.Recv()
+			if err != nil || !write(r) {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-st.Context().Done():
+			return nil
+		case b, ok := <-sess.Output:
+			if !ok {
+				return st.Send(&ctrsvc.AttachContainerResponse{Id: id})
+			}
+			if err := st.Send(&ctrsvc.AttachContainerResponse{Id: id, ReadData: b}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// attached tells the client (in the response headers) that the attach is
+// in place, so it can start the container without losing output. Upstream
+// clients ignore it.
+func attached(st ctrsvc.Containers_AttachServer) {
+	_ = st.SendHeader(metadata.Pairs("kanto-attached", "1"))
 }
 
 type sysinfoServer struct {

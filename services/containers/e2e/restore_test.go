@@ -179,3 +179,25 @@ func TestContainerdRestart(t *testing.T) {
 	cli(t, d, "stop", loop)
 	waitStatus(t, d, loop, model.Stopped)
 }
+
+// TestInteractive: start --a --i feeds the CLI's stdin to a container
+// created with --i and prints its output; the output is also logged.
+func TestInteractive(t *testing.T) {
+	d := setup(t)
+	id := strings.TrimSpace(cli(t, d, "create", "--i", "--rp", "no", testImage, "sh", "-c", "read a; read b; echo got $a and $b; cat; echo done >&2"))
+	cmd := exec.Command(d.Bin, "kanto-cm", "--host", d.Socket, "start", "--a", "--i", id)
+	cmd.Stdin = strings.NewReader("first\nsecond\nrest of input\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("start --a --i: %v\n%s", err, out)
+	}
+	for _, want := range []string{"got first and second", "rest of input", "done"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+	waitStatus(t, d, id, model.Exited)
+	if logs := cli(t, d, "logs", id); !strings.Contains(logs, `"log":"got first and second\n","stream":"stdout"`) {
+		t.Errorf("logs: %s", logs)
+	}
+}

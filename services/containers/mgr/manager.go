@@ -81,6 +81,8 @@ type entry struct {
 	timer   *time.Timer
 	delay   time.Duration
 	removed bool
+	// hub connects an interactive container's streams (nil otherwise).
+	hub *ioHub
 	// name mirrors c.Name for uniqueness checks; guarded by Manager.mu.
 	name string
 	cid  string // immutable copy of c.ID
@@ -365,11 +367,29 @@ func (m *Manager) startTask(ctx context.Context, e *entry) error {
 			return err
 		}
 	}
+	if c.IOConfig.OpenStdin {
+		if e.hub == nil {
+			e.hub = newHub()
+		}
+		st, err := e.hub.streams(c, spec.LogFile, spec.LogMaxSize, spec.LogMaxFiles)
+		if err != nil {
+			return err
+		}
+		spec.Streams = st
+	}
 	pid, exit, err := m.rt.Run(ctx, m.runCtx, spec)
 	if err != nil {
+		if e.hub != nil {
+			e.hub.endRun()
+		}
 		_ = m.net.Teardown(ctx, c)
 		c.NetworkSettings = nil
 		return err
+	}
+	if e.hub != nil && e.hub.pendingStdinClose() {
+		if err := m.rt.CloseStdin(ctx, c.ID); err != nil {
+			m.log.Warn("close stdin", "id", c.ID, "err", err)
+		}
 	}
 	c.State = &model.State{Status: model.Running, Running: true, Pid: int64(pid), StartedAt: model.Now(m.now()), FinishedAt: c.State.FinishedAt, ExitCode: 0}
 	c.StartedSuccessfullyBefore = true
@@ -431,7 +451,7 @@ func (m *Manager) rewatch(id string) <-chan ctrd.Exit {
 			return nil
 		case <-time.After(delay):
 		}
-		ts, err := m.rt.Reattach(m.runCtx, m.runCtx, id)
+		ts, err := m.rt.Reattach(m.runCtx, m.runCtx, id, nil)
 		switch {
 		case err == nil && ts.Exit != nil:
 			m.log.Info("re-attached after losing containerd", "id", id)
@@ -468,6 +488,9 @@ func (m *Manager) finish(ctx context.Context, e *entry, st model.Status, code in
 	c := e.c
 	if err := m.rt.Cleanup(ctx, c.ID); err != nil {
 		m.log.Warn("cleanup task", "id", c.ID, "err", err)
+	}
+	if e.hub != nil {
+		e.hub.endRun()
 	}
 	if err := m.net.Teardown(ctx, c); err != nil {
 		m.log.Warn("network teardown", "id", c.ID, "err", err)

@@ -49,7 +49,20 @@ func (m *Manager) restoreOne(ctx context.Context, e *entry) {
 		m.mu.Unlock()
 		return
 	case model.Running, model.Paused:
-		ts, err := m.rt.Reattach(ctx, m.runCtx, c.ID)
+		var streams *ctrd.Streams
+		if c.IOConfig != nil && c.IOConfig.OpenStdin {
+			e.hub = newHub()
+			logPath, size, files := "", int64(0), 0
+			if dc := c.HostConfig.LogConfig.DriverConfig; dc.Type == model.LogDriverJSONFile {
+				logPath, files = m.LogPath(c), dc.MaxFiles
+				size, _ = model.ParseSize(dc.MaxSize)
+			}
+			var serr error
+			if streams, serr = e.hub.streams(c, logPath, size, files); serr != nil {
+				log.Error("interactive streams", "err", serr)
+			}
+		}
+		ts, err := m.rt.Reattach(ctx, m.runCtx, c.ID, streams)
 		switch {
 		case err == nil && ts.Status != containerd.Stopped:
 			c.State.Pid = int64(ts.Pid)
