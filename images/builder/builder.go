@@ -76,6 +76,10 @@ type Config struct {
 	// instead of kanto fw agent: kanto update-manager (Ditto UpdateManager
 	// feature, firmware domain) and kanto fw-update-agent.
 	UpdateManager bool
+	// SoftwareUpdate, with UpdateManager, adds the software domain: kanto
+	// software-update running install scripts with the host's static
+	// busybox (/bin/busybox, Debian's busybox-static) as their shell.
+	SoftwareUpdate bool
 	// BrokerListen is the address Mosquitto listens on (default
 	// 127.0.0.1). Tests set 0.0.0.0 to reach the device's broker through a
 	// QEMU host forward; never ship that: the broker allows anonymous

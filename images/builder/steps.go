@@ -271,7 +271,10 @@ func (b *build) initConfig() *initcfg.Config {
 				After: []string{"mosquitto"}, Ready: "notify", WatchdogSec: 60})
 		if b.cfg.UpdateManager {
 			c.Dirs = append(c.Dirs, "/data/kanto/update-manager")
-			c.Services = append(c.Services, updateManagerServices(b.cfg.Version)...)
+			c.Services = append(c.Services, updateManagerServices(b.cfg.Version, b.cfg.SoftwareUpdate)...)
+			if b.cfg.SoftwareUpdate {
+				c.Dirs = append(c.Dirs, "/data/kanto/software-update")
+			}
 		} else {
 			c.Services = append(c.Services, initcfg.Service{Name: "fw-agent", Exec: agent, After: []string{"mosquitto"}})
 		}
@@ -303,9 +306,15 @@ func (b *build) initConfig() *initcfg.Config {
 // share the OTA database with kanto fw agent, so only one of the two runs.
 // The agent's health check is the init's verdict (health.d), and it
 // reports the firmware of a slot without a recorded version as version.
-func updateManagerServices(version string) []initcfg.Service {
-	return []initcfg.Service{
-		{Name: "update-manager", Exec: []string{"/usr/bin/kanto", "update-manager", "-domains", "firmware",
+// With software, the software domain (kanto software-update, scripts run
+// by busybox sh) is managed too.
+func updateManagerServices(version string, software bool) []initcfg.Service {
+	domains := "firmware"
+	if software {
+		domains = "firmware,software"
+	}
+	svcs := []initcfg.Service{
+		{Name: "update-manager", Exec: []string{"/usr/bin/kanto", "update-manager", "-domains", domains,
 			"-database", "/data/kanto/update-manager/campaign.db",
 			"-report-feedback-interval", "1s", "-current-state-delay", "1s"}, After: []string{"mosquitto"}},
 		{Name: "fw-update-agent", Exec: []string{"/usr/bin/kanto", "fw-update-agent", "-slots", slotsPath,
@@ -313,7 +322,16 @@ func updateManagerServices(version string) []initcfg.Service {
 			"-boardHooks", "/etc/kanto/board.d", "-healthChecks", "/etc/kanto/firmware/health.d",
 			"-baseVersion", version}, After: []string{"mosquitto"}},
 	}
+	if software {
+		svcs = append(svcs, initcfg.Service{Name: "software-update", Exec: []string{"/usr/bin/kanto", "software-update",
+			"-domain", "software", "-storageLocation", "/data/kanto/software-update", "-logFile=",
+			"-install", busyboxPath, "-install", "sh", "-install", "install.sh"}, After: []string{"mosquitto"}})
+	}
+	return svcs
 }
+
+// busyboxPath is the shell of install scripts in a SoftwareUpdate image.
+const busyboxPath = "/usr/bin/busybox"
 
 // Paths of the Kanto services' files in the slot.
 const (
@@ -444,6 +462,12 @@ func (b *build) rootfs(ctx context.Context) (bool, error) {
 	t.data("etc/hostname", []byte("kanto\n"), 0o644)
 	t.data("etc/nsswitch.conf", []byte("passwd: files\ngroup: files\nhosts: files dns\n"), 0o644)
 	t.symlink("etc/resolv.conf", "/run/resolv.conf")
+	if b.cfg.UpdateManager && b.cfg.SoftwareUpdate {
+		if _, err := os.Stat("/bin/busybox"); err != nil {
+			return false, fmt.Errorf("/bin/busybox (busybox-static) for install scripts: %w", ErrTool)
+		}
+		t.file(strings.TrimPrefix(busyboxPath, "/"), "/bin/busybox", 0o755)
+	}
 	for dst, src := range b.cfg.Files {
 		t.file(dst, src, 0o644)
 	}
