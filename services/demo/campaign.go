@@ -64,6 +64,7 @@ type campaign struct {
 	thing ditto.Topic // the device's thing (namespace, name)
 	id    *provision.Identity
 
+	app       softwareComponent
 	feedback  chan cloudFeedback
 	inventory chan cloudInventory
 
@@ -80,7 +81,13 @@ type cloudFeedback struct {
 type cloudInventory struct {
 	activity      string
 	version, slot string
+	app           string // version of the script-installed package, "" if none
 }
+
+type softwareComponent struct{ path, url string }
+
+// AppVersion is the version of the script-installed package.
+const AppVersion = "1.0"
 
 // Campaign runs the firmware campaign demo: it builds the images (cached),
 // starts the cloud peer, boots the device in QEMU, waits for it to come
@@ -171,7 +178,11 @@ func (c *campaign) run(ctx context.Context) error {
 	_, adapterPort, _ := net.SplitHostPort(adapter.Addr())
 	c.say("cloud: Hono MQTT adapter simulator on %s (the guest's tcp://10.0.2.2:%s), Mosquitto hub on %s", adapter.Addr(), adapterPort, hub.Addr())
 
-	files, err := serveFiles(map[string]string{"good.kfw": im.Good.Bundle, "bad.kfw": im.Bad.Bundle})
+	app := filepath.Join(work, "install.sh")
+	if err := os.WriteFile(app, []byte(fmt.Sprintf(appScript, AppVersion, AppVersion, AppVersion)), 0o644); err != nil {
+		return err
+	}
+	files, err := serveFiles(map[string]string{"good.kfw": im.Good.Bundle, "bad.kfw": im.Bad.Bundle, "install.sh": app})
 	if err != nil {
 		return err
 	}
@@ -218,12 +229,13 @@ func (c *campaign) run(ctx context.Context) error {
 		return fmt.Errorf("%w: the device did not connect to the cloud within %v (adapter saw %d CONNECTs)", ErrStep, 2*c.o.BootTimeout, adapter.Attempts())
 	}
 	c.say("cloud: device %s is online (its suite-connector subscribed to its commands on the hub)", c.id.DeviceID)
-	if err := c.awaitVersion(ctx, "", VersionFactory, "A", c.o.BootTimeout); err != nil {
+	if err := c.awaitVersion(ctx, VersionFactory, "A", "", c.o.BootTimeout); err != nil {
 		return err
 	}
 
 	// The good update.
 	mark := len(c.vm.Lines())
+	c.app = softwareComponent{path: app, url: files.guestURL("install.sh")}
 	fb, err := c.apply(ctx, "good", im.Good.Bundle, files.guestURL("good.kfw"), VersionGood)
 	if err != nil {
 		return err
@@ -237,10 +249,10 @@ func (c *campaign) run(ctx context.Context) error {
 		`KANTO-EVENT services-up slot=B`); err != nil {
 		return err
 	}
-	if err := c.awaitVersion(ctx, "", VersionGood, "B", c.o.BootTimeout); err != nil {
+	if err := c.awaitVersion(ctx, VersionGood, "B", AppVersion, c.o.BootTimeout); err != nil {
 		return err
 	}
-	c.say("result: update %s → %s installed into slot B, rebooted, healthy, committed and reported COMPLETED", VersionFactory, VersionGood)
+	c.say("result: update %s → %s installed into slot B, rebooted, healthy, committed; hello-app %s installed by script; reported COMPLETED", VersionFactory, VersionGood, AppVersion)
 
 	// The bad update: its trial boot fails, GRUB falls back to B.
 	mark = len(c.vm.Lines())
@@ -261,7 +273,7 @@ func (c *campaign) run(ctx context.Context) error {
 		`KANTO-EVENT init slot=B version=`+regexp.QuoteMeta(VersionGood)); err != nil {
 		return err
 	}
-	if err := c.awaitVersion(ctx, "", VersionGood, "B", c.o.BootTimeout); err != nil {
+	if err := c.awaitVersion(ctx, VersionGood, "B", AppVersion, c.o.BootTimeout); err != nil {
 		return err
 	}
 	c.say("result: update %s → %s failed its health check on slot A; GRUB fell back to slot B (%s), reported INCOMPLETE", VersionGood, VersionBad, VersionGood)
@@ -291,13 +303,22 @@ func (c *campaign) apply(ctx context.Context, label, bundlePath, url, version st
 	ds := updateapi.DesiredState{Domains: []updateapi.Domain{{ID: "firmware", Components: []updateapi.Component{{
 		ID: "os", Version: version, Config: []updateapi.KeyValue{
 			{Key: "url", Value: url}, {Key: "sha256", Value: sum}, {Key: "size", Value: fmt.Sprint(size)}}}}}}}
+	appSum, _, err := fileDigest(c.app.path)
+	if err != nil {
+		return updateapi.Feedback{}, err
+	}
+	// The package stays in every desired state (once installed, the
+	// software domain has nothing to do for it).
+	ds.Domains = append(ds.Domains, updateapi.Domain{ID: "software", Components: []updateapi.Component{{
+		ID: "hello-app", Version: AppVersion, Config: []updateapi.KeyValue{
+			{Key: "url", Value: c.app.url}, {Key: "sha256", Value: appSum}, {Key: "artifactType", Value: "plain"}}}}})
 	value, _ := json.Marshal(map[string]any{"activityId": activity, "timestamp": time.Now().UnixMilli(), "desiredState": ds})
 	tp := c.thing
 	tp.Channel, tp.Criterion, tp.Action = "live", "messages", "apply"
 	env := &ditto.Envelope{Topic: tp.String(), Path: "/features/UpdateManager/inbox/messages/apply", Value: value,
 		Headers: ditto.Headers{"correlation-id": activity, "response-required": true, "content-type": ditto.ContentTypeJSON}}
 	b, _ := env.Marshal()
-	c.say("cloud → device: apply %s: desired state firmware:os %s from %s (%.1f MiB, sha256 %s…)", activity, version, url, float64(size)/(1<<20), sum[:12])
+	c.say("cloud → device: apply %s: desired state firmware:os %s from %s (%.1f MiB, sha256 %s…), software:hello-app %s (install script)", activity, version, url, float64(size)/(1<<20), sum[:12], AppVersion)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	status, _, err := c.nb.Command(cctx, c.id.DeviceID, "apply", b)
 	cancel()
@@ -346,22 +367,22 @@ func (c *campaign) awaitFinal(ctx context.Context, activity string, timeout time
 }
 
 // awaitVersion waits for a current state reporting the firmware version
-// on slot.
-func (c *campaign) awaitVersion(ctx context.Context, activity, version, slot string, timeout time.Duration) error {
+// on slot (and the package version app, unless "").
+func (c *campaign) awaitVersion(ctx context.Context, version, slot, app string, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	last := "none"
 	for {
 		select {
 		case inv := <-c.inventory:
-			last = inv.version + " on slot " + inv.slot
-			if inv.version == version && inv.slot == slot && (activity == "" || inv.activity == activity) {
+			last = inv.version + " on slot " + inv.slot + ", hello-app " + inv.app
+			if inv.version == version && inv.slot == slot && (app == "" || inv.app == app) {
 				return nil
 			}
 		case <-c.vm.Done():
 			return fmt.Errorf("%w: QEMU exited while waiting for firmware %s on slot %s", ErrStep, version, slot)
 		case <-t.C:
-			return fmt.Errorf("%w: no current state with firmware %s on slot %s within %v (last: %s)", ErrStep, version, slot, timeout, last)
+			return fmt.Errorf("%w: no current state with firmware %s on slot %s (hello-app %q) within %v (last: %s)", ErrStep, version, slot, app, timeout, last)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -455,12 +476,19 @@ func (c *campaign) onEvent(ctx context.Context, m cloudpeer.Message) {
 		}
 		inv := cloudInventory{activity: v.ActivityID}
 		for _, n := range v.Inventory.SoftwareNodes {
-			if n.ID == "firmware:os" {
+			switch n.ID {
+			case "firmware:os":
 				inv.version = n.Version
 				inv.slot, _ = updateapi.ConfigValue(n.Parameters, "slot")
+			case "software:hello-app":
+				inv.app = n.Version
 			}
 		}
-		c.say("device → cloud: current state: firmware %s on slot %s (update manager inventory, %d software nodes)", inv.version, inv.slot, len(v.Inventory.SoftwareNodes))
+		apps := "no hello-app"
+		if inv.app != "" {
+			apps = "hello-app " + inv.app
+		}
+		c.say("device → cloud: current state: firmware %s on slot %s, %s (update manager inventory, %d software nodes)", inv.version, inv.slot, apps, len(v.Inventory.SoftwareNodes))
 		select {
 		case c.inventory <- inv:
 		case <-ctx.Done():

@@ -28,6 +28,18 @@ const (
 	VersionBad     = "2.0.1-bad"
 )
 
+// appScript is the script-installed package of the campaign: software-update
+// runs it with busybox sh in its download folder, and it reports through the
+// status file.
+const appScript = `#!/bin/sh
+# hello-app %s: installed by kanto software-update for the demo campaign.
+set -e
+printf 'progress=10\nmessage=installing hello-app\n' > status
+mkdir -p /data/apps/hello-app
+echo "hello-app %s, installed by a campaign" > /data/apps/hello-app/VERSION
+printf 'progress=100\nmessage=hello-app %s in /data/apps/hello-app\n' > status
+`
+
 // Images are the three builds the campaign demo needs: the factory disk
 // (slot A, 1.0.0) and two update bundles, a good one and one whose
 // services fail their health check.
@@ -43,7 +55,7 @@ func BuildImages(ctx context.Context, repoDir, outDir, kanto string, say func(st
 	keys := filepath.Join(outDir, "keys")
 	build := func(name string, cfg builder.Config) (*builder.Result, error) {
 		cfg.RepoDir, cfg.OutDir, cfg.KeysDir, cfg.KantoBinary = repoDir, filepath.Join(outDir, name), keys, kanto
-		cfg.UpdateManager = true
+		cfg.UpdateManager, cfg.SoftwareUpdate = true, true
 		r, err := builder.Build(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("building image %s: %w", name, err)
