@@ -93,9 +93,10 @@ const AppVersion = "1.0"
 // starts the cloud peer, boots the device in QEMU, waits for it to come
 // online, then applies two desired states from the cloud through the
 // device's update manager: a good firmware update A→B (installed, rebooted
-// into, healthy, committed, reported) and a bad one (its trial boot fails
-// the health check, GRUB falls back, the failure is reported). It returns
-// an error wrapping ErrStep when a step did not happen.
+// into, healthy, committed, reported) with a package installed by script
+// (the software domain), and a bad one (its trial boot fails the health
+// check, GRUB falls back, the failure is reported). It returns an error
+// wrapping ErrStep when a step did not happen.
 func Campaign(ctx context.Context, o CampaignOptions) (*CampaignResult, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err

@@ -23,7 +23,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 // (update-manager + fw-update-agent) boots in QEMU and connects to the
 // cloud peer; a desired state sent from the cloud to the UpdateManager
 // feature installs 2.0.0 into slot B, which boots on trial, passes the
-// health check, is committed and reported COMPLETED; a second one installs
+// health check, is committed and reported COMPLETED, together with a
+// package installed by script (software domain); a second one installs
 // a release whose service fails, GRUB falls back to B, and the campaign is
 // reported INCOMPLETE with the health check's reason. Each boot must reach
 // its verdict within vmtest.BootTimeout.
@@ -46,6 +47,15 @@ func TestCampaignInVM(t *testing.T) {
 	}
 	if got := res.Good.Status; got != updateapi.StatusCompleted {
 		t.Errorf("good campaign: %s, want COMPLETED", got)
+	}
+	installed := false
+	for _, a := range res.Good.Actions {
+		if a.Component.ID == "software:hello-app" && a.Status == updateapi.ActionUpdateSuccess {
+			installed = true
+		}
+	}
+	if !installed {
+		t.Errorf("good campaign: no UPDATE_SUCCESS of software:hello-app in %+v", res.Good.Actions)
 	}
 	if got := res.Bad.Status; got != updateapi.StatusIncomplete {
 		t.Errorf("bad campaign: %s, want INCOMPLETE", got)

@@ -84,6 +84,7 @@ func buildMain(ctx context.Context, env *cli.Env, args []string) error {
 	fs.Var(&config.StringList{Values: &health}, "health-cmd", "health check command word (repeatable, in order); the boot is unhealthy when it fails")
 	fs.BoolVar(&cfg.Minimal, "minimal", false, "only Mosquitto (plus -service), no suite-connector or OTA agent; the init commits trial boots itself")
 	fs.BoolVar(&cfg.UpdateManager, "update-manager", false, "run kanto update-manager and kanto fw-update-agent (update campaigns from the cloud) instead of kanto fw agent")
+	fs.BoolVar(&cfg.SoftwareUpdate, "software-update", false, "with -update-manager: also the software domain (kanto software-update; install scripts run by the host's /bin/busybox)")
 	fs.IntVar(&cfg.CloudWithin, "cloud-within", 0, "OTA health check: connected to the cloud within this many seconds (0: no such check)")
 	fs.StringVar(&cfg.BrokerListen, "broker-listen", "127.0.0.1", "address the device's Mosquitto listens on; 0.0.0.0 lets the host reach it through 'kanto image qemu -hostfwd tcp::PORT-:1883' (tests and demos only: anonymous access)")
 	fs.BoolVar(&cfg.NoBundle, "no-bundle", false, "do not create the update bundle")
