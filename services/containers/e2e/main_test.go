@@ -86,8 +86,11 @@ func setup(t *testing.T, extra ...string) *cmtest.Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bridge := fmt.Sprintf("kcmt%d", n)
-	args := cmtest.DaemonArgs(dir, env.containerd.Socket, bridge, fmt.Sprintf("10.213.%d.0/24", n))
+	// Bridge and subnet are unique per test process, so two runs of this
+	// package on one host (developers share it) do not collide.
+	pid := os.Getpid()
+	bridge := fmt.Sprintf("kc%05dt%d", pid%100000, n)
+	args := cmtest.DaemonArgs(dir, env.containerd.Socket, bridge, fmt.Sprintf("10.%d.%d.0/24", 100+pid%100, n))
 	d := cmtest.StartDaemon(t, env.kanto, dir, append(args, extra...))
 	t.Cleanup(func() {
 		if t.Failed() {
