@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kantofw/kanto/services/demo"
@@ -23,6 +24,10 @@ func main() {
 	outage := flag.Duration("outage", 3*time.Second, "-connectivity: how long the cloud is away")
 	out := flag.String("out", "", "firmware demo: images, device disk and console log (default out/demo)")
 	flag.Parse()
+	// The demos link and copy it from other directories.
+	if abs, err := filepath.Abs(*kanto); err == nil {
+		*kanto = abs
+	}
 	ctx, stop := lifecycle.SignalContext(context.Background(), os.Stderr)
 	defer stop()
 	if *connectivity {
