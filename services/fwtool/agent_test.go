@@ -209,12 +209,20 @@ func TestAgentCloudCheck(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			stop()
 			if !connected {
-				if b, _ := os.ReadFile(p("reboots")); !strings.Contains(string(b), "requested") {
-					t.Fatal("rolled back without rebooting to the previous slot")
+				// The reboot hook runs after the rolled-back state is
+				// persisted: wait for it before stopping the agent.
+				for {
+					if b, _ := os.ReadFile(p("reboots")); strings.Contains(string(b), "requested") {
+						break
+					}
+					if ctx.Err() != nil {
+						t.Fatal("rolled back without rebooting to the previous slot")
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
 			}
+			stop()
 		})
 	}
 }
