@@ -458,7 +458,7 @@ func (c *campaign) onEvent(ctx context.Context, m cloudpeer.Message) {
 		}
 		line := fmt.Sprintf("feedback %s %s", v.Feedback.Status, describeActions(v.Feedback.Actions))
 		if v.Feedback.Message != "" {
-			line += " — " + v.Feedback.Message
+			line += " — " + shorten(v.Feedback.Message, 80)
 		}
 		if c.showOnce(v.ActivityID + line) {
 			c.say("device → cloud: %s", line)
@@ -496,6 +496,8 @@ func (c *campaign) onEvent(ctx context.Context, m cloudpeer.Message) {
 		}
 	case env.Path == "/features/UpdateManager":
 		c.say("device → cloud: the UpdateManager feature of thing %s:%s is up", tp.Namespace, tp.Name)
+	case tp.Channel == "twin" && strings.HasPrefix(env.Path, "/features/") && strings.Count(env.Path, "/") == 2:
+		c.say("device → cloud: twin %s of feature %s", tp.Action, strings.TrimPrefix(env.Path, "/features/"))
 	default:
 		c.say("device → cloud: %s %s", env.Topic, env.Path)
 	}
@@ -521,7 +523,7 @@ func describeActions(as []updateapi.Action) string {
 			s += fmt.Sprintf(" %d%%", a.Progress)
 		}
 		if a.Message != "" {
-			s += ", " + a.Message
+			s += ", " + shorten(a.Message, 260)
 		}
 		parts = append(parts, s+"]")
 	}
@@ -535,4 +537,13 @@ func hasAction(f updateapi.Feedback, st updateapi.ActionStatus) bool {
 		}
 	}
 	return false
+}
+
+// shorten cuts long messages (health check output) for the timeline; the
+// whole text is in the error or the result.
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
