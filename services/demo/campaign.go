@@ -247,7 +247,7 @@ func (c *campaign) run(ctx context.Context) error {
 	}
 	if err := c.expectConsole(mark, "the good update",
 		`KANTO-GRUB slot=B .*B_TRY=2`, `KANTO-EVENT init slot=B version=`+regexp.QuoteMeta(VersionGood),
-		`KANTO-EVENT services-up slot=B`); err != nil {
+		`KANTO-EVENT services-up slot=B`, `\[fw-update-agent\].*from=verifying to=committed`); err != nil {
 		return err
 	}
 	if err := c.awaitVersion(ctx, VersionGood, "B", AppVersion, c.o.BootTimeout); err != nil {
@@ -272,6 +272,10 @@ func (c *campaign) run(ctx context.Context) error {
 		`KANTO-GRUB slot=A .*A_TRY=2`, `KANTO-EVENT init slot=A version=`+regexp.QuoteMeta(VersionBad),
 		`KANTO-EVENT unhealthy slot=A`, `KANTO-GRUB slot=B .*A_OK=0`,
 		`KANTO-EVENT init slot=B version=`+regexp.QuoteMeta(VersionGood)); err != nil {
+		return err
+	}
+	if err := c.expectConsole(mark, "the bad update's trial boot",
+		`KANTO-EVENT init slot=A version=`+regexp.QuoteMeta(VersionBad), `\[fw-update-agent\].*from=verifying to=rolled-back`); err != nil {
 		return err
 	}
 	if err := c.awaitVersion(ctx, VersionGood, "B", AppVersion, c.o.BootTimeout); err != nil {

@@ -155,6 +155,11 @@ func fileDigest(path string) (sum string, size int64, err error) {
 // slot choice, the init's milestones, a kernel panic.
 var consoleMarkers = regexp.MustCompile(`KANTO-GRUB |KANTO-EVENT |Kernel panic`)
 
+// otaState is the OTA agent's log line of a state change (the firmware
+// domain agent runs it; its output reaches the console with the service
+// name in front).
+var otaState = regexp.MustCompile(`^\[([a-z-]+)\].*msg="update state".* from=(\S+) to=(\S+) reason="([^"]*)"`)
+
 // console receives the VM's raw serial output, keeps all of it in a log
 // file and passes the marker lines to show.
 type console struct {
@@ -181,6 +186,8 @@ func (c *console) Write(p []byte) (int, error) {
 		c.buf = c.buf[i+1:]
 		if m := consoleMarkers.FindStringIndex(line); m != nil {
 			c.show(line[m[0]:])
+		} else if g := otaState.FindStringSubmatch(line); g != nil {
+			c.show(fmt.Sprintf("%s: update state %s → %s (%s)", g[1], g[2], g[3], g[4]))
 		}
 	}
 }
