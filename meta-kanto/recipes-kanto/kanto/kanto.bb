@@ -29,6 +29,7 @@ SRC_URI = "${@' '.join('file://%s;subdir=${GO_SRCURI_DESTSUFFIX}' % p for p in d
     file://software-update.service file://software-update.json \
     file://file-upload.service file://file-upload.json \
     file://fw-update-agent.service file://fw-update-agent.json \
+    file://fw-health-services \
 "
 S = "${UNPACKDIR}/${BP}"
 
@@ -72,6 +73,8 @@ do_install() {
         install -m 0644 ${UNPACKDIR}/$cmd.service ${D}${systemd_system_unitdir}/$cmd.service
         install -m 0644 ${UNPACKDIR}/$name.json ${D}${sysconfdir}/kanto/$name.json
     done
+    install -d ${D}${sysconfdir}/kanto/firmware/health.d
+    install -m 0755 ${UNPACKDIR}/fw-health-services ${D}${sysconfdir}/kanto/firmware/health.d/50-services
 }
 
 PACKAGE_BEFORE_PN = "kanto-suite-connector kanto-aws-connector kanto-local-digital-twins \
@@ -129,7 +132,8 @@ RDEPENDS:kanto-file-upload = "${PN} mosquitto"
 # The firmware domain agent: installs signed bundles into the inactive slot
 # (slots file and keyring from kanto-boot-config, which the image installs).
 SYSTEMD_SERVICE:kanto-fw-update-agent = "fw-update-agent.service"
-FILES:kanto-fw-update-agent = "${bindir}/fw-update-agent ${systemd_system_unitdir}/fw-update-agent.service ${sysconfdir}/kanto/fw-update-agent.json"
+FILES:kanto-fw-update-agent = "${bindir}/fw-update-agent ${systemd_system_unitdir}/fw-update-agent.service ${sysconfdir}/kanto/fw-update-agent.json \
+    ${sysconfdir}/kanto/firmware/health.d"
 CONFFILES:kanto-fw-update-agent = "${sysconfdir}/kanto/fw-update-agent.json"
 RDEPENDS:kanto-fw-update-agent = "${PN} mosquitto"
 
