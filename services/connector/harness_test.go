@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/kantofw/kanto/internal/mosquittotest"
-	"github.com/kantofw/kanto/services/internal/kantotest"
 	"github.com/kantofw/kanto/services/internal/cloudpeer"
+	"github.com/kantofw/kanto/services/internal/kantotest"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 )
 

@@ -32,7 +32,7 @@ type Northbound struct {
 	msgs    []Message
 	changed chan struct{}
 	subs    map[string]map[string]byte // client -> filter -> qos
-	waiters map[string]chan Message   // request id -> response
+	waiters map[string]chan Message    // request id -> response
 }
 
 var sysSub = regexp.MustCompile(`^\d+: (\S+) (\d) (\S+)$`)

@@ -50,10 +50,10 @@ type Service struct {
 	c *mqtt.Client
 
 	mu      sync.Mutex
-	shadows map[string]*Shadow  // thing + "\x00" + name
-	tokens  map[string]string   // ownership token -> certificate id
-	certs   map[string]string   // certificate id -> PEM
-	things  map[string]string   // thing name -> certificate id
+	shadows map[string]*Shadow // thing + "\x00" + name
+	tokens  map[string]string  // ownership token -> certificate id
+	certs   map[string]string  // certificate id -> PEM
+	things  map[string]string  // thing name -> certificate id
 	log     []Request
 	changed chan struct{}
 }
