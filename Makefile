@@ -7,7 +7,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 export CGO_ENABLED ?= 0
 
-.PHONY: build deps test check vet staticcheck race cross bench demo demo-connectivity fuzz clean image qemu
+.PHONY: build deps test check fmt vet staticcheck race cross bench demo demo-connectivity fuzz clean image qemu
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanto ./services/cmd/kanto
@@ -21,7 +21,10 @@ deps:
 # test, short fuzz runs, and cross-compiles.
 test: deps check fuzz
 
-check: vet staticcheck cross race
+check: fmt vet staticcheck cross race
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
