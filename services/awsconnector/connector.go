@@ -178,7 +178,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	c.log.Info("connecting to the local broker", "localAddress", st.LocalAddress)
 	for _, cl := range []*mqtt.Client{c.local, c.cloud} {
-		if err := connectRetry(ctx, cl, c.log); err != nil {
+		if err := cl.ConnectRetry(ctx); err != nil {
 			return nil
 		}
 	}
@@ -193,24 +193,6 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer c.status.Send(context.WithoutCancel(ctx), uplink.CauseConnectionClosed)
 	c.awsLoop(ctx)
 	return nil
-}
-
-func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error {
-	for {
-		err := cl.Connect(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn("local broker not reachable, retrying in 5s", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // announce publishes the thing info (once the device id is known).

@@ -164,10 +164,10 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 	}
 	c.log.Info("connecting to the local broker", "localAddress", s.LocalAddress)
-	if err := connectRetry(ctx, c.local, c.log); err != nil {
+	if err := c.local.ConnectRetry(ctx); err != nil {
 		return nil // cancelled
 	}
-	if err := connectRetry(ctx, c.cloud, c.log); err != nil {
+	if err := c.cloud.ConnectRetry(ctx); err != nil {
 		return nil
 	}
 
@@ -214,26 +214,6 @@ func (c *Connector) localTLS() (*tls.Config, error) {
 	}
 	cfg, _, err := uplink.TLSConfig(s.LocalCACert, s.LocalCert, s.LocalKey, nil)
 	return cfg, err
-}
-
-// connectRetry connects every 5 s until it works or ctx ends (upstream's
-// local connect loop).
-func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error {
-	for {
-		err := cl.Connect(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn("local broker not reachable, retrying in 5s", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // launch runs one hub session with the settings of this moment.

@@ -163,7 +163,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("connecting to the local broker", "localAddress", st.LocalAddress)
 	for _, c := range []*mqtt.Client{s.local, s.cloud} {
-		if err := connectRetry(ctx, c, s.log); err != nil {
+		if err := c.ConnectRetry(ctx); err != nil {
 			return nil // cancelled
 		}
 	}
@@ -185,25 +185,6 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.status.Send(context.WithoutCancel(ctx), uplink.CauseConnectionClosed)
 	s.hubLoop(ctx)
 	return nil
-}
-
-// connectRetry connects every 5 s until it works or ctx ends.
-func connectRetry(ctx context.Context, cl *mqtt.Client, log *slog.Logger) error {
-	for {
-		err := cl.Connect(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn("local broker not reachable, retrying in 5s", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // thingInfo is the payload of edge/thing/response.

@@ -285,3 +285,23 @@ func (c *Client) PublishAsync(m Message) <-chan error {
 	}()
 	return ch
 }
+
+// ConnectRetry connects, retrying every 5 s (upstream's local connect loop)
+// until it works or ctx ends; it returns ctx's error then.
+func (c *Client) ConnectRetry(ctx context.Context) error {
+	for {
+		err := c.Connect(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Warn("broker not reachable, retrying in 5s", "url", c.o.URL, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
