@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 
-	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/logging"
@@ -25,30 +24,20 @@ type Settings struct {
 	ClientID string   `json:"clientId"`
 	ALPN     []string `json:"alpn"`
 
-	CACert    string `json:"caCert"`
-	Cert      string `json:"cert"`
-	Key       string `json:"key"`
-	TPMDevice string `json:"tpmDevice"`
-	TPMHandle uint64 `json:"tpmHandle"`
-	TPMKey    string `json:"tpmKey"`
-	TPMKeyPub string `json:"tpmKeyPub"`
+	CACert string `json:"caCert"`
+	Cert   string `json:"cert"`
+	Key    string `json:"key"`
+	uplink.TPMSettings
 
-	LocalAddress  string `json:"localAddress"`
-	LocalUsername string `json:"localUsername"`
-	LocalPassword string `json:"localPassword"`
-	LocalCACert   string `json:"localCACert"`
-	LocalCert     string `json:"localCert"`
-	LocalKey      string `json:"localKey"`
+	uplink.LocalSettings
 
 	TopicFilter    string   `json:"topicFilter"`
 	PayloadFilters []string `json:"payloadFilters"`
 
 	logging.Config
 
-	BufferFile     string `json:"bufferFile"`
-	BufferSize     int64  `json:"bufferSize"`
-	BufferOverflow string `json:"bufferOverflow"`
-
+	// Beyond upstream: the disk buffer of messages towards the cloud.
+	uplink.BufferSettings
 	// Fleet provisioning by claim (ours): with no certificate at cert/key
 	// yet, the connector connects with the claim certificate, obtains its
 	// own certificate and thing name, and stores them at cert, key and
@@ -65,11 +54,9 @@ func Defaults() Settings {
 	return Settings{
 		TenantID:       "default-tenant-id",
 		CACert:         "aws.crt",
-		LocalAddress:   "tcp://localhost:1883",
+		LocalSettings:  uplink.LocalSettings{LocalAddress: "tcp://localhost:1883"},
 		Config:         logging.Defaults("logs/aws-connector.log"),
-		BufferFile:     "aws-connector-buffer.db",
-		BufferSize:     64 << 20,
-		BufferOverflow: "drop-oldest",
+		BufferSettings: uplink.DefaultBuffer("aws-connector-buffer.db"),
 		ThingNameFile:  "thing-name",
 	}
 }
@@ -83,22 +70,12 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.CACert, "caCert", s.CACert, "PEM CA bundle of AWS IoT Core (Amazon root CA)")
 	fs.StringVar(&s.Cert, "cert", s.Cert, "PEM device certificate; its subject CN is the device id")
 	fs.StringVar(&s.Key, "key", s.Key, "PEM device private key")
-	fs.StringVar(&s.TPMDevice, "tpmDevice", s.TPMDevice, "TPM device (not supported by this build)")
-	fs.Uint64Var(&s.TPMHandle, "tpmHandle", s.TPMHandle, "TPM key handle")
-	fs.StringVar(&s.TPMKey, "tpmKey", s.TPMKey, "TPM private key blob")
-	fs.StringVar(&s.TPMKeyPub, "tpmKeyPub", s.TPMKeyPub, "TPM public key blob")
-	fs.StringVar(&s.LocalAddress, "localAddress", s.LocalAddress, "local MQTT broker address")
-	fs.StringVar(&s.LocalUsername, "localUsername", s.LocalUsername, "local broker user name")
-	fs.StringVar(&s.LocalPassword, "localPassword", s.LocalPassword, "local broker password")
-	fs.StringVar(&s.LocalCACert, "localCACert", s.LocalCACert, "PEM CA of the local broker")
-	fs.StringVar(&s.LocalCert, "localCert", s.LocalCert, "PEM client certificate for the local broker")
-	fs.StringVar(&s.LocalKey, "localKey", s.LocalKey, "PEM client key for the local broker")
+	s.TPMSettings.RegisterFlags(fs)
+	s.LocalSettings.RegisterFlags(fs)
 	fs.StringVar(&s.TopicFilter, "topicFilter", s.TopicFilter, "regex: twin messages whose Ditto topic matches are not sent to shadows")
 	fs.Var(&config.StringList{Values: &s.PayloadFilters}, "payloadFilters", "regex (repeatable): value leaves whose path matches are not sent to shadows")
 	s.Config.RegisterFlags(fs)
-	fs.StringVar(&s.BufferFile, "bufferFile", s.BufferFile, "file of the offline buffer towards the cloud")
-	fs.Int64Var(&s.BufferSize, "bufferSize", s.BufferSize, "offline buffer size in bytes")
-	fs.StringVar(&s.BufferOverflow, "bufferOverflow", s.BufferOverflow, "when the buffer is full: drop-oldest or reject-new")
+	s.BufferSettings.RegisterFlags(fs)
 	fs.StringVar(&s.ClaimCert, "claimCert", s.ClaimCert, "PEM claim certificate for fleet provisioning")
 	fs.StringVar(&s.ClaimKey, "claimKey", s.ClaimKey, "PEM claim private key for fleet provisioning")
 	fs.StringVar(&s.ProvisioningTemplate, "provisioningTemplate", s.ProvisioningTemplate, "fleet provisioning template name")
@@ -113,8 +90,8 @@ func (s *Settings) Validate() error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	if s.LocalAddress == "" {
-		return fmt.Errorf("localAddress must be set: %w", ErrConfig)
+	if err := s.LocalSettings.Validate(); err != nil {
+		return err
 	}
 	if s.Address == "" {
 		return fmt.Errorf("address must be set (e.g. tls://<endpoint>:8883): %w", ErrConfig)
@@ -127,8 +104,8 @@ func (s *Settings) Validate() error {
 			return fmt.Errorf("caCert %s: %v: %w", s.CACert, err, ErrConfig)
 		}
 	}
-	if s.TPMDevice != "" {
-		return fmt.Errorf("tpmDevice is set, but this build has no TPM support; use cert and key: %w", ErrConfig)
+	if err := s.TPMSettings.Validate(); err != nil {
+		return err
 	}
 	if s.Cert == "" || s.Key == "" {
 		return fmt.Errorf("cert and key must be set (the certificate's CN is the device id): %w", ErrConfig)
@@ -140,11 +117,8 @@ func (s *Settings) Validate() error {
 	if _, err := s.filters(); err != nil {
 		return err
 	}
-	if s.BufferSize < 64<<10 {
-		return fmt.Errorf("bufferSize must be at least 65536 bytes (got %d): %w", s.BufferSize, ErrConfig)
-	}
-	if _, err := buffer.ParsePolicy(s.BufferOverflow); err != nil {
-		return fmt.Errorf("bufferOverflow: %v: %w", err, ErrConfig)
+	if err := s.BufferSettings.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

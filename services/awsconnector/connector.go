@@ -24,7 +24,6 @@ package awsconnector
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,19 +142,16 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.setIdentity(id)
 	}
 	st := c.s
-	policy, _ := buffer.ParsePolicy(st.BufferOverflow)
-	buf, err := buffer.Open(st.BufferFile, st.BufferSize, policy)
+	buf, err := st.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
 	}
 	c.buf = buf
 	defer buf.Close()
 	c.intake = uplink.NewIntake(buf, c.log)
-	var localTLS *tls.Config
-	if mqtt.IsSecure(st.LocalAddress) {
-		if localTLS, _, err = uplink.TLSConfig(st.LocalCACert, st.LocalCert, st.LocalKey, nil); err != nil {
-			return err
-		}
+	localTLS, err := st.LocalSettings.TLS()
+	if err != nil {
+		return err
 	}
 	c.local = mqtt.New(mqtt.Options{
 		URL: st.LocalAddress, ClientID: c.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,

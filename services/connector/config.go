@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/logging"
@@ -31,29 +30,19 @@ type Settings struct {
 	Generic         bool     `json:"generic"`
 	ALPN            []string `json:"alpn"`
 
-	CACert    string `json:"caCert"`
-	Cert      string `json:"cert"`
-	Key       string `json:"key"`
-	TPMDevice string `json:"tpmDevice"`
-	TPMHandle uint64 `json:"tpmHandle"`
-	TPMKey    string `json:"tpmKey"`
-	TPMKeyPub string `json:"tpmKeyPub"`
+	CACert string `json:"caCert"`
+	Cert   string `json:"cert"`
+	Key    string `json:"key"`
+	uplink.TPMSettings
 
-	LocalAddress  string `json:"localAddress"`
-	LocalUsername string `json:"localUsername"`
-	LocalPassword string `json:"localPassword"`
-	LocalCACert   string `json:"localCACert"`
-	LocalCert     string `json:"localCert"`
-	LocalKey      string `json:"localKey"`
+	uplink.LocalSettings
 
 	ProvisioningFile string `json:"provisioningFile"`
 
 	logging.Config
 
 	// Beyond upstream: the disk buffer of messages towards the cloud.
-	BufferFile     string `json:"bufferFile"`
-	BufferSize     int64  `json:"bufferSize"`     // bytes
-	BufferOverflow string `json:"bufferOverflow"` // drop-oldest | reject-new
+	uplink.BufferSettings
 }
 
 // Defaults returns upstream's defaults plus ours.
@@ -61,12 +50,10 @@ func Defaults() Settings {
 	return Settings{
 		Address:          "mqtts://mqtt.bosch-iot-hub.com:8883",
 		CACert:           "iothub.crt",
-		LocalAddress:     "tcp://localhost:1883",
+		LocalSettings:    uplink.LocalSettings{LocalAddress: "tcp://localhost:1883"},
 		ProvisioningFile: "provisioning.json",
 		Config:           logging.Defaults("log/suite-connector.log"),
-		BufferFile:       "suite-connector-buffer.db",
-		BufferSize:       64 << 20,
-		BufferOverflow:   "drop-oldest",
+		BufferSettings:   uplink.DefaultBuffer("suite-connector-buffer.db"),
 	}
 }
 
@@ -86,21 +73,11 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.CACert, "caCert", s.CACert, "PEM CA bundle of the hub")
 	fs.StringVar(&s.Cert, "cert", s.Cert, "PEM client certificate")
 	fs.StringVar(&s.Key, "key", s.Key, "PEM client private key")
-	fs.StringVar(&s.TPMDevice, "tpmDevice", s.TPMDevice, "TPM device (not supported by this build)")
-	fs.Uint64Var(&s.TPMHandle, "tpmHandle", s.TPMHandle, "TPM key handle")
-	fs.StringVar(&s.TPMKey, "tpmKey", s.TPMKey, "TPM private key blob")
-	fs.StringVar(&s.TPMKeyPub, "tpmKeyPub", s.TPMKeyPub, "TPM public key blob")
-	fs.StringVar(&s.LocalAddress, "localAddress", s.LocalAddress, "local MQTT broker address")
-	fs.StringVar(&s.LocalUsername, "localUsername", s.LocalUsername, "local broker user name")
-	fs.StringVar(&s.LocalPassword, "localPassword", s.LocalPassword, "local broker password")
-	fs.StringVar(&s.LocalCACert, "localCACert", s.LocalCACert, "PEM CA of the local broker")
-	fs.StringVar(&s.LocalCert, "localCert", s.LocalCert, "PEM client certificate for the local broker")
-	fs.StringVar(&s.LocalKey, "localKey", s.LocalKey, "PEM client key for the local broker")
+	s.TPMSettings.RegisterFlags(fs)
+	s.LocalSettings.RegisterFlags(fs)
 	fs.StringVar(&s.ProvisioningFile, "provisioningFile", s.ProvisioningFile, "provisioning file (Bosch IoT Suite format), watched for changes")
 	s.Config.RegisterFlags(fs)
-	fs.StringVar(&s.BufferFile, "bufferFile", s.BufferFile, "file of the offline buffer towards the cloud")
-	fs.Int64Var(&s.BufferSize, "bufferSize", s.BufferSize, "offline buffer size in bytes")
-	fs.StringVar(&s.BufferOverflow, "bufferOverflow", s.BufferOverflow, "when the buffer is full: drop-oldest or reject-new")
+	s.BufferSettings.RegisterFlags(fs)
 }
 
 // ErrConfig marks settings that cannot work.
@@ -111,8 +88,8 @@ func (s *Settings) ValidateStatic() error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	if s.LocalAddress == "" {
-		return fmt.Errorf("localAddress must be set: %w", ErrConfig)
+	if err := s.LocalSettings.Validate(); err != nil {
+		return err
 	}
 	if _, err := url.ParseRequestURI(s.Address); s.Address != "" && err != nil {
 		return fmt.Errorf("address %q is not a URI: %w", s.Address, ErrConfig)
@@ -133,14 +110,11 @@ func (s *Settings) ValidateStatic() error {
 			return fmt.Errorf("deviceIdPattern needs cert: %w", ErrConfig)
 		}
 	}
-	if s.TPMDevice != "" {
-		return fmt.Errorf("tpmDevice is set, but this build has no TPM support; use cert and key: %w", ErrConfig)
+	if err := s.TPMSettings.Validate(); err != nil {
+		return err
 	}
-	if s.BufferSize < 64<<10 {
-		return fmt.Errorf("bufferSize must be at least 65536 bytes (got %d): %w", s.BufferSize, ErrConfig)
-	}
-	if _, err := buffer.ParsePolicy(s.BufferOverflow); err != nil {
-		return fmt.Errorf("bufferOverflow: %v: %w", err, ErrConfig)
+	if err := s.BufferSettings.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

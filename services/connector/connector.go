@@ -117,8 +117,7 @@ func New(o Options) *Connector {
 // Run runs until ctx ends. It returns nil on cancellation.
 func (c *Connector) Run(ctx context.Context) error {
 	s := c.o.Settings
-	policy, _ := buffer.ParsePolicy(s.BufferOverflow)
-	buf, err := buffer.Open(s.BufferFile, s.BufferSize, policy)
+	buf, err := s.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
 	}
@@ -130,7 +129,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.log.Info("offline buffer holds messages from before", "messages", st.Messages, "bytes", st.Bytes)
 	}
 
-	localTLS, err := c.localTLS()
+	localTLS, err := s.LocalSettings.TLS()
 	if err != nil {
 		return err
 	}
@@ -205,15 +204,6 @@ func (c *Connector) Run(ctx context.Context) error {
 			relaunch = true
 		}
 	}
-}
-
-func (c *Connector) localTLS() (*tls.Config, error) {
-	s := c.o.Settings
-	if !mqtt.IsSecure(s.LocalAddress) {
-		return nil, nil
-	}
-	cfg, _, err := uplink.TLSConfig(s.LocalCACert, s.LocalCert, s.LocalKey, nil)
-	return cfg, err
 }
 
 // launch runs one hub session with the settings of this moment.

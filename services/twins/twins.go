@@ -122,8 +122,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.things = things
 	defer things.close()
-	policy, _ := buffer.ParsePolicy(st.BufferOverflow)
-	buf, err := buffer.Open(st.BufferFile, st.BufferSize, policy)
+	buf, err := st.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
 	}
@@ -131,12 +130,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer buf.Close()
 	s.intake = uplink.NewIntake(buf, s.log)
 
-	var localTLS *tls.Config
-	if mqtt.IsSecure(st.LocalAddress) {
-		localTLS, _, err = uplink.TLSConfig(st.LocalCACert, st.LocalCert, st.LocalKey, nil)
-		if err != nil {
-			return err
-		}
+	localTLS, err := st.LocalSettings.TLS()
+	if err != nil {
+		return err
 	}
 	s.local = mqtt.New(mqtt.Options{
 		URL: st.LocalAddress, ClientID: s.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,

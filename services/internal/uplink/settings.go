@@ -1,0 +1,116 @@
+package uplink
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+
+	"github.com/kantofw/kanto/services/internal/buffer"
+	"github.com/kantofw/kanto/services/internal/mqtt"
+)
+
+// The settings every cloud connector shares. Each is embedded in a
+// service's Settings, so the JSON keys and flag names stay upstream's
+// (encoding/json flattens embedded structs).
+
+// LocalSettings is the connection to the device's local broker.
+type LocalSettings struct {
+	LocalAddress  string `json:"localAddress"`
+	LocalUsername string `json:"localUsername"`
+	LocalPassword string `json:"localPassword"`
+	LocalCACert   string `json:"localCACert"`
+	LocalCert     string `json:"localCert"`
+	LocalKey      string `json:"localKey"`
+}
+
+// RegisterFlags binds upstream's flag names.
+func (l *LocalSettings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&l.LocalAddress, "localAddress", l.LocalAddress, "local MQTT broker address")
+	fs.StringVar(&l.LocalUsername, "localUsername", l.LocalUsername, "local broker user name")
+	fs.StringVar(&l.LocalPassword, "localPassword", l.LocalPassword, "local broker password")
+	fs.StringVar(&l.LocalCACert, "localCACert", l.LocalCACert, "PEM CA of the local broker")
+	fs.StringVar(&l.LocalCert, "localCert", l.LocalCert, "PEM client certificate for the local broker")
+	fs.StringVar(&l.LocalKey, "localKey", l.LocalKey, "PEM client key for the local broker")
+}
+
+// Validate requires the local address, as upstream.
+func (l *LocalSettings) Validate() error {
+	if l.LocalAddress == "" {
+		return fmt.Errorf("localAddress must be set: %w", ErrConfig)
+	}
+	return nil
+}
+
+// TLS is the client TLS config for a secure local address, nil otherwise.
+func (l *LocalSettings) TLS() (*tls.Config, error) {
+	if !mqtt.IsSecure(l.LocalAddress) {
+		return nil, nil
+	}
+	cfg, _, err := TLSConfig(l.LocalCACert, l.LocalCert, l.LocalKey, nil)
+	return cfg, err
+}
+
+// TPMSettings are upstream's TPM key settings; this build accepts the keys
+// (so upstream configs load) but refuses a TPM device.
+type TPMSettings struct {
+	TPMDevice string `json:"tpmDevice"`
+	TPMHandle uint64 `json:"tpmHandle"`
+	TPMKey    string `json:"tpmKey"`
+	TPMKeyPub string `json:"tpmKeyPub"`
+}
+
+// RegisterFlags binds upstream's flag names.
+func (t *TPMSettings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&t.TPMDevice, "tpmDevice", t.TPMDevice, "TPM device (not supported by this build)")
+	fs.Uint64Var(&t.TPMHandle, "tpmHandle", t.TPMHandle, "TPM key handle")
+	fs.StringVar(&t.TPMKey, "tpmKey", t.TPMKey, "TPM private key blob")
+	fs.StringVar(&t.TPMKeyPub, "tpmKeyPub", t.TPMKeyPub, "TPM public key blob")
+}
+
+// Validate refuses a TPM device.
+func (t *TPMSettings) Validate() error {
+	if t.TPMDevice != "" {
+		return fmt.Errorf("tpmDevice is set, but this build has no TPM support; use cert and key: %w", ErrConfig)
+	}
+	return nil
+}
+
+// BufferSettings are ours (beyond upstream): the disk buffer of messages
+// towards the cloud.
+type BufferSettings struct {
+	BufferFile     string `json:"bufferFile"`
+	BufferSize     int64  `json:"bufferSize"`     // bytes
+	BufferOverflow string `json:"bufferOverflow"` // drop-oldest | reject-new
+}
+
+// DefaultBuffer is a 64 MiB drop-oldest buffer in file.
+func DefaultBuffer(file string) BufferSettings {
+	return BufferSettings{BufferFile: file, BufferSize: 64 << 20, BufferOverflow: "drop-oldest"}
+}
+
+// RegisterFlags binds the buffer flags.
+func (b *BufferSettings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&b.BufferFile, "bufferFile", b.BufferFile, "file of the offline buffer towards the cloud")
+	fs.Int64Var(&b.BufferSize, "bufferSize", b.BufferSize, "offline buffer size in bytes")
+	fs.StringVar(&b.BufferOverflow, "bufferOverflow", b.BufferOverflow, "when the buffer is full: drop-oldest or reject-new")
+}
+
+// Validate checks the size and the policy.
+func (b *BufferSettings) Validate() error {
+	if b.BufferSize < 64<<10 {
+		return fmt.Errorf("bufferSize must be at least 65536 bytes (got %d): %w", b.BufferSize, ErrConfig)
+	}
+	if _, err := buffer.ParsePolicy(b.BufferOverflow); err != nil {
+		return fmt.Errorf("bufferOverflow: %v: %w", err, ErrConfig)
+	}
+	return nil
+}
+
+// Open opens the buffer these settings describe (Validate first).
+func (b *BufferSettings) Open() (*buffer.Buffer, error) {
+	policy, err := buffer.ParsePolicy(b.BufferOverflow)
+	if err != nil {
+		return nil, fmt.Errorf("bufferOverflow: %v: %w", err, ErrConfig)
+	}
+	return buffer.Open(b.BufferFile, b.BufferSize, policy)
+}
