@@ -1,16 +1,10 @@
 package twins
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"slices"
-	"strconv"
 
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/logging"
@@ -126,86 +120,22 @@ func (s *Settings) Validate() error {
 }
 
 // ErrProvisioning marks a provisioning file that cannot be used.
-var ErrProvisioning = errors.New("provisioning error")
+var ErrProvisioning = uplink.ErrProvisioning
 
 // applyProvisioning merges the Bosch IoT Suite provisioning file into s
-// (only the fields upstream reads; absent keys keep their values).
+// (only the fields upstream reads; absent keys keep their values). With a
+// file, auto-provisioning follows its authorities.
 func applyProvisioning(path string, s *Settings) error {
-	if path == "" {
-		return nil
+	p, found, err := uplink.ReadProvisioning(path)
+	if err != nil || !found {
+		return err
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrProvisioning, err)
-	}
-	var p struct {
-		Hub struct {
-			Credentials struct {
-				DeviceID *string `json:"deviceId"`
-				TenantID *string `json:"tenantId"`
-				AuthID   *string `json:"authId"`
-				Adapters []struct {
-					Type string          `json:"type"`
-					URI  string          `json:"uri"`
-					Port json.RawMessage `json:"port"`
-				} `json:"adapters"`
-				Secrets []struct {
-					Password       *string `json:"password"`
-					PasswordBase64 *string `json:"passwordBase64"`
-				} `json:"secrets"`
-			} `json:"credentials"`
-			Device struct {
-				Authorities []string `json:"authorities"`
-			} `json:"device"`
-		} `json:"hub"`
-		Things struct {
-			Thing struct {
-				PolicyID *string `json:"policyId"`
-			} `json:"thing"`
-		} `json:"things"`
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrProvisioning, path, err)
-	}
-	c := p.Hub.Credentials
-	set := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&s.DeviceID, c.DeviceID)
-	set(&s.TenantID, c.TenantID)
-	set(&s.AuthID, c.AuthID)
-	set(&s.PolicyID, p.Things.Thing.PolicyID)
-	for _, a := range c.Adapters {
-		if a.Type == "mqtt" && a.URI != "" {
-			s.Address = a.URI
-			if port := string(a.Port); port != "" && port != "null" {
-				if n, err := strconv.Unquote(port); err == nil {
-					port = n
-				}
-				s.Address += ":" + port
-			}
-			break
-		}
-	}
-	for _, sec := range c.Secrets {
-		if sec.PasswordBase64 != nil {
-			b, err := base64.StdEncoding.DecodeString(*sec.PasswordBase64)
-			if err != nil {
-				return fmt.Errorf("%w: passwordBase64: %v", ErrProvisioning, err)
-			}
-			s.Password = string(b)
-			break
-		}
-		if sec.Password != nil {
-			s.Password = *sec.Password
-			break
-		}
-	}
-	s.AutoProvisioning = slices.Contains(p.Hub.Device.Authorities, "auto-provisioning-enabled")
+	uplink.Merge(&s.DeviceID, p.DeviceID)
+	uplink.Merge(&s.TenantID, p.TenantID)
+	uplink.Merge(&s.AuthID, p.AuthID)
+	uplink.Merge(&s.PolicyID, p.PolicyID)
+	uplink.Merge(&s.Address, p.Address)
+	uplink.Merge(&s.Password, p.Password)
+	s.AutoProvisioning = p.AutoProvisioning()
 	return nil
 }
