@@ -85,6 +85,9 @@ type Client struct {
 	wg   sync.WaitGroup
 
 	connected atomic.Bool
+	// ready gets a token when onConnect has re-sent the subscription
+	// table, so Connect returns only once subscriptions are in place.
+	ready chan struct{}
 }
 
 // New creates a client; it does not connect.
@@ -105,7 +108,7 @@ func New(o Options) *Client {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{o: o, log: o.Log.With("mqtt", o.ClientID), ctx: ctx, stop: cancel, subs: map[string]*subscription{}}
+	c := &Client{o: o, log: o.Log.With("mqtt", o.ClientID), ctx: ctx, stop: cancel, subs: map[string]*subscription{}, ready: make(chan struct{}, 1)}
 	po := paho.NewClientOptions().
 		AddBroker(normalizeURL(o.URL)).
 		SetClientID(o.ClientID).
@@ -169,6 +172,10 @@ func IsSecure(raw string) bool {
 // Connect makes one connection attempt (paho then keeps it up if
 // AutoReconnect is set). The error wraps a sentinel category.
 func (c *Client) Connect(ctx context.Context) error {
+	select {
+	case <-c.ready: // stale token of an earlier automatic reconnect
+	default:
+	}
 	tok := c.pc.Connect()
 	select {
 	case <-tok.Done():
@@ -177,6 +184,14 @@ func (c *Client) Connect(ctx context.Context) error {
 	}
 	if err := tok.Error(); err != nil {
 		return classify(err)
+	}
+	// paho runs the connect handler on its own goroutine after the
+	// CONNACK; without this wait a caller could publish a request before
+	// its reply subscription reached the broker and miss the reply.
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	return nil
 }
@@ -243,6 +258,10 @@ func (c *Client) onConnect(paho.Client) {
 		}
 	}
 	c.connected.Store(true)
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
 	c.log.Debug("connected", "url", c.o.URL, "subscriptions", len(filters))
 	if c.o.OnConnect != nil {
 		c.o.OnConnect()
