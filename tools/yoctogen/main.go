@@ -5,7 +5,7 @@
 //   - meta-kanto/recipes-kanto/kanto/kanto-go-mods.inc, the gomod:// entries
 //     of every module version in go.sum (checksums from the local module
 //     cache; versions missing there are fetched with `go mod download`);
-//   - meta-kanto/wic/kanto-grub.cfg and the U-Boot boot scripts under
+//   - meta-kanto/files/wic/kanto-grub.cfg and the U-Boot boot scripts under
 //     meta-kanto/recipes-bsp/kanto-boot/files/, from firmware/scripts.
 //
 // Run it from the repository root after changing go.sum or firmware/scripts:

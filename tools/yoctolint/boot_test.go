@@ -304,7 +304,7 @@ func TestABLayouts(t *testing.T) {
 	for _, m := range Machines {
 		t.Run(m, func(t *testing.T) {
 			img.Vars["MACHINE"] = m
-			wks := filepath.Join(root, LayerDir, "wic", strings.ReplaceAll(img.Get("WKS_FILE"), "${MACHINE}", m))
+			wks := filepath.Join(root, LayerDir, "files", "wic", strings.ReplaceAll(img.Get("WKS_FILE"), "${MACHINE}", m))
 			parts := parseWks(t, wks)
 			if len(parts) != 4 {
 				t.Fatalf("%s: %d partitions, want boot, rootfs A, rootfs B, data", wks, len(parts))

@@ -68,7 +68,7 @@ func TestRootfsPostprocess(t *testing.T) {
 					t.Errorf("findmnt --verify: %v\n%s", err, out)
 				}
 			}
-			wks := parseWks(t, filepath.Join(root, LayerDir, "wic", "kanto-ab-"+m+".wks"))
+			wks := parseWks(t, filepath.Join(root, LayerDir, "files", "wic", "kanto-ab-"+m+".wks"))
 			text := string(readFile(t, fstab))
 			for _, p := range []wksPart{wks[0], wks[3]} {
 				if !strings.Contains(text, " "+p.Mount+" ") {

@@ -18,8 +18,8 @@ const (
 	grubSource  = "firmware/scripts/grub-ab.cfg"
 	ubootSource = "firmware/scripts/uboot-ab.cmd"
 	// GrubCfg is found by wic through the bootloader --configfile of
-	// meta-kanto/wic/kanto-ab-qemux86-64.wks.
-	GrubCfg = "meta-kanto/wic/kanto-grub.cfg"
+	// meta-kanto/files/wic/kanto-ab-qemux86-64.wks.
+	GrubCfg = "meta-kanto/files/wic/kanto-grub.cfg"
 )
 
 // lineEdit replaces one exact line of the reference script; New == "" deletes
@@ -38,7 +38,7 @@ var grubEdits = []lineEdit{
 }
 
 // ubootPreludes are the layout variables per U-Boot machine (see the wic
-// layouts in meta-kanto/wic and the fstab in kanto-image.bb).
+// layouts in meta-kanto/files/wic and the fstab in kanto-image.bb).
 var ubootPreludes = map[string][]string{
 	"qemuarm64": {
 		`setenv kanto_dev "virtio 0"`,
@@ -86,7 +86,7 @@ func BootScripts(root string) (map[string][]byte, error) {
 	for machine, prelude := range ubootPreludes {
 		var b bytes.Buffer
 		b.WriteString(generatedHeader(ubootSource))
-		fmt.Fprintf(&b, "# Layout of %s (meta-kanto/wic/kanto-ab-%s.wks).\n", machine, machine)
+		fmt.Fprintf(&b, "# Layout of %s (meta-kanto/files/wic/kanto-ab-%s.wks).\n", machine, machine)
 		for _, l := range prelude {
 			b.WriteString(l + "\n")
 		}

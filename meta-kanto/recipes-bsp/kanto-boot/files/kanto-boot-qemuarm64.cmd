@@ -1,5 +1,5 @@
 # Generated from firmware/scripts/uboot-ab.cmd by `go run ./tools/yoctogen`; do not edit.
-# Layout of qemuarm64 (meta-kanto/wic/kanto-ab-qemuarm64.wks).
+# Layout of qemuarm64 (meta-kanto/files/wic/kanto-ab-qemuarm64.wks).
 setenv kanto_dev "virtio 0"
 setenv kanto_part_A 2
 setenv kanto_part_B 3

@@ -1,5 +1,5 @@
 # Generated from firmware/scripts/uboot-ab.cmd by `go run ./tools/yoctogen`; do not edit.
-# Layout of raspberrypi4-64 (meta-kanto/wic/kanto-ab-raspberrypi4-64.wks).
+# Layout of raspberrypi4-64 (meta-kanto/files/wic/kanto-ab-raspberrypi4-64.wks).
 setenv kanto_dev "mmc 0"
 setenv kanto_part_A 2
 setenv kanto_part_B 3
