@@ -58,7 +58,7 @@ func (c *Connector) send(ctx context.Context, hub *mqtt.Client, rt routes, lost 
 	}
 	var pub uplink.Publisher = hub
 	if c.o.Env.MessageRate > 0 {
-		pub = &rateLimited{ctx: ctx, pub: hub, l: rate.NewLimiter(rate.Limit(c.o.Env.MessageRate), 1)}
+		pub = newRateLimited(ctx, hub, c.o.Env.MessageRate)
 	}
 	return c.sender.Send(ctx, pub, lost)
 }
@@ -69,6 +69,10 @@ type rateLimited struct {
 	ctx context.Context
 	pub uplink.Publisher
 	l   *rate.Limiter
+}
+
+func newRateLimited(ctx context.Context, pub uplink.Publisher, perSecond float64) *rateLimited {
+	return &rateLimited{ctx: ctx, pub: pub, l: rate.NewLimiter(rate.Limit(perSecond), 1)}
 }
 
 func (r *rateLimited) PublishAsync(m mqtt.Message) <-chan error {

@@ -44,7 +44,7 @@ type kasConfig struct {
 // unpinned are the repositories kas.yml may not pin to a commit yet, with
 // the reason (also written in kas.yml). Remove an entry once it is pinned.
 var unpinned = map[string]string{
-	"meta-raspberrypi": "no wrynose commit was available to the project when the overlay was written",
+	"meta-raspberrypi": "no commit of its wrynose branch was obtainable when the overlay was written",
 }
 
 var sha1RE = regexp.MustCompile(`^[0-9a-f]{40}$`)
