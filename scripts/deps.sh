@@ -17,6 +17,7 @@ DEBS=(
   linux-image-amd64 mtools dosfstools e2fsprogs gdisk cpio
   openssl ca-certificates git make gcc
   systemd kas python3                    # Yocto layer checks (systemd-analyze, kas schema)
+  swtpm tpm2-tools libtss2-tcti-swtpm0   # TPM2 client keys (tpmDevice): software TPM, tools and their swtpm TCTI
 )
 
 missing=()
