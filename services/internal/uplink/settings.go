@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"math"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/mqtt"
@@ -50,8 +51,10 @@ func (l *LocalSettings) TLS() (*tls.Config, error) {
 	return cfg, err
 }
 
-// TPMSettings are upstream's TPM key settings; this build accepts the keys
-// (so upstream configs load) but refuses a TPM device.
+// TPMSettings are upstream's TPM key settings: when TPMDevice is set, the
+// hub's client certificate (the service's cert) signs with a TPM 2.0 key,
+// the blobs TPMKey and TPMKeyPub loaded under the storage key at TPMHandle,
+// instead of the key file. Open loads it (tpm.go).
 type TPMSettings struct {
 	TPMDevice string `json:"tpmDevice"`
 	TPMHandle uint64 `json:"tpmHandle"`
@@ -61,16 +64,23 @@ type TPMSettings struct {
 
 // RegisterFlags binds upstream's flag names.
 func (t *TPMSettings) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&t.TPMDevice, "tpmDevice", t.TPMDevice, "TPM device (not supported by this build)")
-	fs.Uint64Var(&t.TPMHandle, "tpmHandle", t.TPMHandle, "TPM key handle")
-	fs.StringVar(&t.TPMKey, "tpmKey", t.TPMKey, "TPM private key blob")
-	fs.StringVar(&t.TPMKeyPub, "tpmKeyPub", t.TPMKeyPub, "TPM public key blob")
+	fs.StringVar(&t.TPMDevice, "tpmDevice", t.TPMDevice, "TPM 2.0 device (/dev/tpmrm0) or unix socket; when set, the hub client key is the TPM key and key is not used")
+	fs.Uint64Var(&t.TPMHandle, "tpmHandle", t.TPMHandle, "TPM handle of the storage (parent) key of tpmKey, e.g. 0x81000001")
+	fs.StringVar(&t.TPMKey, "tpmKey", t.TPMKey, "TPM private key blob (tpm2_create -r)")
+	fs.StringVar(&t.TPMKeyPub, "tpmKeyPub", t.TPMKeyPub, "TPM public key blob (tpm2_create -u)")
 }
 
-// Validate refuses a TPM device.
+// Validate requires the blobs and a 32-bit parent handle when tpmDevice is
+// set.
 func (t *TPMSettings) Validate() error {
-	if t.TPMDevice != "" {
-		return fmt.Errorf("tpmDevice is set, but this build has no TPM support; use cert and key: %w", ErrConfig)
+	if t.TPMDevice == "" {
+		return nil
+	}
+	if t.TPMKey == "" || t.TPMKeyPub == "" {
+		return fmt.Errorf("tpmDevice is set: set tpmKey and tpmKeyPub too: %w", ErrConfig)
+	}
+	if t.TPMHandle == 0 || t.TPMHandle > math.MaxUint32 {
+		return fmt.Errorf("tpmHandle %#x is not a TPM handle (e.g. 0x81000001): %w", t.TPMHandle, ErrConfig)
 	}
 	return nil
 }
