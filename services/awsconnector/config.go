@@ -107,10 +107,14 @@ func (s *Settings) Validate() error {
 	if err := s.TPMSettings.Validate(); err != nil {
 		return err
 	}
-	if s.Cert == "" || s.Key == "" {
-		return fmt.Errorf("cert and key must be set (the certificate's CN is the device id): %w", ErrConfig)
+	if s.Cert == "" || (s.Key == "" && s.TPMDevice == "") {
+		return fmt.Errorf("cert and key (or a TPM key) must be set (the certificate's CN is the device id): %w", ErrConfig)
 	}
 	claim := s.ClaimCert != "" || s.ClaimKey != "" || s.ProvisioningTemplate != ""
+	if claim && s.TPMDevice != "" {
+		// Fleet provisioning writes a new key file, which a TPM key cannot be.
+		return fmt.Errorf("fleet provisioning (claimCert) cannot be combined with tpmDevice: %w", ErrConfig)
+	}
 	if claim && (s.ClaimCert == "" || s.ClaimKey == "" || s.ProvisioningTemplate == "" || s.ThingNameFile == "") {
 		return fmt.Errorf("fleet provisioning needs claimCert, claimKey, provisioningTemplate and thingNameFile: %w", ErrConfig)
 	}

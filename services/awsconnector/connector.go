@@ -40,6 +40,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/hono"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/tpmkey"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -67,6 +68,7 @@ type Connector struct {
 	corr   uplink.Correlations
 	cache  *shadowCache
 	online atomic.Bool
+	tpm    *tpmkey.Key // the device key when tpmDevice is set, else nil
 
 	mu       sync.Mutex
 	deviceID string // known once the identity is (possibly after provisioning)
@@ -142,6 +144,14 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.setIdentity(id)
 	}
 	st := c.s
+	// The TPM key is checked against cert now, not at the first handshake.
+	if c.tpm, err = st.TPMSettings.Open(st.Cert); err != nil {
+		return err
+	}
+	if c.tpm != nil {
+		defer c.tpm.Close()
+		c.log.Info("device key is in the TPM", "tpmDevice", st.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", st.TPMHandle))
+	}
 	buf, err := st.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
@@ -238,7 +248,7 @@ func (c *Connector) attempt(ctx context.Context, bo *uplink.Backoff, sender *upl
 		id, _ = c.device()
 		c.announce(ctx)
 	}
-	tlsCfg, _, err := uplink.TLSConfig(c.s.CACert, c.s.Cert, c.s.Key, c.s.ALPN)
+	tlsCfg, _, err := uplink.HubTLS(c.s.CACert, c.s.Cert, c.s.Key, c.tpm, c.s.ALPN)
 	if err != nil {
 		c.status.Send(ctx, uplink.CauseConnectionError)
 		return err

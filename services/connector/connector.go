@@ -43,6 +43,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/subtrack"
+	"github.com/kantofw/kanto/services/internal/tpmkey"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -75,6 +76,8 @@ type Connector struct {
 	dups   *dedupe
 	intake *uplink.Intake
 	sender *uplink.Sender
+
+	tpm *tpmkey.Key // the hub client key when tpmDevice is set, else nil
 
 	hubOnline atomic.Bool
 	mu        sync.Mutex
@@ -117,6 +120,16 @@ func New(o Options) *Connector {
 // Run runs until ctx ends. It returns nil on cancellation.
 func (c *Connector) Run(ctx context.Context) error {
 	s := c.o.Settings
+	// The TPM key is checked against cert now, not at the first handshake.
+	tpm, err := s.TPMSettings.Open(s.Cert)
+	if err != nil {
+		return err
+	}
+	if tpm != nil {
+		defer tpm.Close()
+		c.log.Info("hub client key is in the TPM", "tpmDevice", s.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", s.TPMHandle))
+	}
+	c.tpm = tpm
 	buf, err := s.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
@@ -369,7 +382,7 @@ func (c *Connector) hubTLS(s *Settings) (*tls.Config, *x509.Certificate, error) 
 	if !mqtt.IsSecure(s.Address) {
 		return nil, nil, nil
 	}
-	return uplink.TLSConfig(s.CACert, s.Cert, s.Key, s.ALPN)
+	return uplink.HubTLS(s.CACert, s.Cert, s.Key, c.tpm, s.ALPN)
 }
 
 func randomID() string {

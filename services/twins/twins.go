@@ -45,6 +45,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/subtrack"
+	"github.com/kantofw/kanto/services/internal/tpmkey"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -77,6 +78,7 @@ type Service struct {
 	status *uplink.StatusPublisher
 	corr   uplink.Correlations
 	subs   *subtrack.Tracker
+	tpm    *tpmkey.Key // the hub client key when tpmDevice is set, else nil
 
 	mu      sync.Mutex // serialises twin commands and sync writes
 	hubMu   sync.Mutex
@@ -116,6 +118,16 @@ func New(o Options) *Service {
 // Run runs until ctx ends; it returns nil on cancellation.
 func (s *Service) Run(ctx context.Context) error {
 	st := s.s
+	// The TPM key is checked against cert now, not at the first handshake.
+	tpm, err := st.TPMSettings.Open(st.Cert)
+	if err != nil {
+		return err
+	}
+	if tpm != nil {
+		defer tpm.Close()
+		s.log.Info("hub client key is in the TPM", "tpmDevice", st.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", st.TPMHandle))
+	}
+	s.tpm = tpm
 	things, err := openStore(st.ThingsDB, st.DeviceID, s.o.Now)
 	if err != nil {
 		return fmt.Errorf("things database: %w", err)
@@ -206,7 +218,7 @@ func (s *Service) hubLoop(ctx context.Context) {
 	var leaf *x509.Certificate
 	var err error
 	if mqtt.IsSecure(st.Address) {
-		tlsCfg, leaf, err = uplink.TLSConfig(st.CACert, st.Cert, st.Key, nil)
+		tlsCfg, leaf, err = uplink.HubTLS(st.CACert, st.Cert, st.Key, s.tpm, nil)
 	}
 	if err != nil {
 		s.log.Error("hub connection cannot be created", "err", err)
