@@ -56,6 +56,9 @@ type Config struct {
 	// SkipIdentical skips writing frames the target already holds
 	// (install.Installer.SkipIdentical).
 	SkipIdentical bool
+	// AllowDowngrade lets installs started by this agent override the
+	// slots file's downgrade "refuse" policy (install.Options).
+	AllowDowngrade bool
 }
 
 // Deps are the agent's collaborators. Log and Rebooter are required.
@@ -247,7 +250,7 @@ func (a *Agent) Install(ctx context.Context, source string) (Record, error) {
 		return r, err
 	}
 	now := a.deps.Now().UTC()
-	r = Record{State: r.State, Transaction: newTransaction(), Source: source, Previous: booted, Started: now}
+	r = Record{State: r.State, Transaction: newTransaction(), Source: source, Previous: booted, Started: now, AllowDowngrade: a.cfg.AllowDowngrade}
 	return r, a.install(ctx, &r, "install requested", false)
 }
 
@@ -265,10 +268,11 @@ func (a *Agent) install(ctx context.Context, r *Record, reason string, resume bo
 	}
 	defer src.Close()
 	_, err = a.inst.Install(ctx, src, install.Options{
-		Transaction: r.Transaction,
-		Resume:      resume,
-		Progress:    a.deps.Progress,
-		AfterStep:   a.deps.AfterInstallStep,
+		Transaction:    r.Transaction,
+		Resume:         resume,
+		AllowDowngrade: r.AllowDowngrade,
+		Progress:       a.deps.Progress,
+		AfterStep:      a.deps.AfterInstallStep,
 		OnVerified: func(m *bundle.Manifest, target string) error {
 			if r.Target != "" && target != r.Target {
 				return fmt.Errorf("resumed install targets slot %s, the first attempt %s: %w", target, r.Target, ErrBusy)

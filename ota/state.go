@@ -52,11 +52,14 @@ type Record struct {
 	Transitions int `json:"transitions"`
 	// Attempts counts install attempts (the first and the resumptions
 	// after a crash or power cut).
-	Attempts int       `json:"attempts,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Updated  time.Time `json:"updated,omitzero"`
+	Attempts int `json:"attempts,omitempty"`
+	// AllowDowngrade is the install's override of the slots file's
+	// downgrade policy, kept so a resumed attempt decides the same way.
+	AllowDowngrade bool      `json:"allowDowngrade,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Error          string    `json:"error,omitempty"`
+	Started        time.Time `json:"started,omitzero"`
+	Updated        time.Time `json:"updated,omitzero"`
 }
 
 // Transition is one entry of the history.

@@ -41,6 +41,9 @@ var (
 	// ErrMounted: a target slot is mounted; writing under a mounted file
 	// system would corrupt both.
 	ErrMounted = errors.New("target slot is mounted")
+	// ErrDowngrade: the bundle is older than the running firmware and the
+	// slots file's downgrade policy is refuse (anti-rollback).
+	ErrDowngrade = errors.New("downgrade refused")
 )
 
 // Installer installs bundles into the slots of one device.
@@ -82,6 +85,10 @@ type Options struct {
 	// kept, and the source skips ahead (an HTTP source with a Range
 	// request) to the first chunk that is missing.
 	Resume bool
+	// AllowDowngrade overrides the slots file's downgrade policy for this
+	// installation (a technician's explicit choice; never set from a
+	// remote campaign).
+	AllowDowngrade bool
 }
 
 // Step names a durable point of an installation.
@@ -130,6 +137,9 @@ func (in *Installer) Install(ctx context.Context, r io.Reader, opts Options) (*R
 	m := br.Manifest()
 	booted, err := in.Slots.Booted()
 	if err != nil {
+		return nil, err
+	}
+	if err := in.checkDowngrade(m.Version, booted, opts.AllowDowngrade, log); err != nil {
 		return nil, err
 	}
 	target := bootenv.Other(booted)
@@ -379,4 +389,34 @@ func (p *progressWriter) report(final bool) {
 	}
 	p.lastReported = p.written
 	p.fn(Progress{Class: p.class, Written: p.written, Total: p.total})
+}
+
+// checkDowngrade applies the slots file's downgrade policy before anything
+// is written. The running version is the booted slot's recorded version,
+// else the slots file's baseVersion (a factory image has no record); with
+// neither, there is nothing to compare and the install goes ahead.
+func (in *Installer) checkDowngrade(newVersion, booted string, allow bool, log *slog.Logger) error {
+	if in.Slots.Downgrade != slot.DowngradeRefuse || allow {
+		return nil
+	}
+	sf, err := in.Slots.LoadStatus()
+	if err != nil {
+		return fmt.Errorf("slot status: %w", err)
+	}
+	running := sf.Slots[booted].Version
+	if running == "" {
+		running = in.Slots.BaseVersion
+	}
+	if running == "" {
+		log.Warn("running firmware version unknown, downgrade check skipped (set baseVersion in the slots file)", "bundle", newVersion)
+		return nil
+	}
+	c, err := compareVersions(newVersion, running)
+	if err != nil {
+		return fmt.Errorf("%w: cannot order bundle %q against running %q: %w", ErrDowngrade, newVersion, running, err)
+	}
+	if c < 0 {
+		return fmt.Errorf("%w: bundle version %s is older than the running %s (slots file: downgrade refuse)", ErrDowngrade, newVersion, running)
+	}
+	return nil
 }

@@ -55,7 +55,19 @@ type Config struct {
 	StateDir     string `json:"stateDir"`
 	Cmdline      string `json:"cmdline,omitempty"`
 	Slots        []Slot `json:"slots"`
+	// Downgrade is the installer's policy for a bundle older than the
+	// running version: DowngradeAllow (default) or DowngradeRefuse.
+	Downgrade string `json:"downgrade,omitempty"`
+	// BaseVersion is the version of a booted slot whose status record has
+	// none (the factory image), for the downgrade check.
+	BaseVersion string `json:"baseVersion,omitempty"`
 }
+
+// Downgrade policies (slots file key "downgrade").
+const (
+	DowngradeAllow  = "allow"
+	DowngradeRefuse = "refuse"
+)
 
 // Load reads and validates a slots file. Relative paths in it are taken
 // relative to the file's directory.
@@ -123,6 +135,11 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return bad("stateDir is empty")
+	}
+	switch c.Downgrade {
+	case "", DowngradeAllow, DowngradeRefuse:
+	default:
+		return bad("downgrade %q, want allow or refuse", c.Downgrade)
 	}
 	seen := map[string]bool{}
 	classes := map[string]int{}

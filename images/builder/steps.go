@@ -384,9 +384,12 @@ func (b *build) slotsFile() ([]byte, error) {
 	}
 	return json.MarshalIndent(map[string]any{
 		"compatible": b.cfg.Compatible,
-		"bootloader": "grub",
-		"grubenv":    "/boot/efi/EFI/BOOT/grubenv",
-		"stateDir":   "/data/kanto/firmware",
+		// The factory image's version, for the downgrade check and the
+		// firmware agent's current state before any update is recorded.
+		"baseVersion": b.cfg.Version,
+		"bootloader":  "grub",
+		"grubenv":     "/boot/efi/EFI/BOOT/grubenv",
+		"stateDir":    "/data/kanto/firmware",
 		"slots": []slot{
 			{"A", "rootfs", "/dev/vda2", LabelSlotA},
 			{"B", "rootfs", "/dev/vda3", LabelSlotB},

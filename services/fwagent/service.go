@@ -70,7 +70,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	fs.StringVar(&cfg.Slots, "slots", cfg.Slots, "slots file")
 	fs.StringVar(&cfg.Keyring, "keyring", cfg.Keyring, "bundle keyring (PEM)")
 	fs.StringVar(&cfg.StateDir, "stateDir", cfg.StateDir, "persistent state folder")
-	fs.StringVar(&cfg.BaseVersion, "baseVersion", cfg.BaseVersion, "version of a slot without a recorded version")
+	fs.StringVar(&cfg.BaseVersion, "baseVersion", cfg.BaseVersion, "version of a slot without a recorded version (default: the slots file's baseVersion, else 0)")
 	fs.StringVar(&cfg.BoardHooks, "boardHooks", cfg.BoardHooks, "board hook executables (reboot)")
 	fs.StringVar(&cfg.HealthChecks, "healthChecks", cfg.HealthChecks, "directory of health check executables judging a trial boot (empty: none)")
 	cfg.Config.RegisterFlags(fs)
@@ -136,8 +136,14 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 	if err != nil {
 		return err
 	}
+	base := cfg.BaseVersion
+	if (cfg.BaseVersion == "" || cfg.BaseVersion == Defaults().BaseVersion) && slots.BaseVersion != "" {
+		// One place for the factory version: the slots file, which the
+		// installer's downgrade check reads too.
+		base = slots.BaseVersion
+	}
 	dom := &Domain{Name: cfg.Domain, OTA: oa, Keyring: kr, Compatible: slots.Compatible, Downloader: dl,
-		WorkDir: filepath.Join(cfg.StateDir, "downloads"), BaseVersion: cfg.BaseVersion, Log: d.Log}
+		WorkDir: filepath.Join(cfg.StateDir, "downloads"), BaseVersion: base, Log: d.Log}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	a := updateagent.New(updateagent.Options{Domain: cfg.Domain, DB: db, Log: d.Log,

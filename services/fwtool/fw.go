@@ -138,6 +138,7 @@ type agentFlags struct {
 	services, headers                          []string
 	healthTimeout                              time.Duration
 	reboot, jsonOut, quiet, skipIdentical      bool
+	allowDowngrade                             bool
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
@@ -157,6 +158,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, sub string) {
 		fs.BoolVar(&f.reboot, "reboot", false, "reboot into the new slot when the install succeeds")
 		fs.BoolVar(&f.skipIdentical, "skip-identical", false, "read the slot first and skip writing 1 MiB frames it already holds (less flash wear)")
 		fs.BoolVar(&f.quiet, "q", false, "no progress bar")
+		fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "install even if the bundle is older than the running version and the slots file says downgrade refuse")
 	case "resume":
 		fs.StringVar(&f.checkDir, "check-dir", DefaultCheckDir, "directory of health check executables (exit 0 = healthy)")
 		fs.Var(&config.StringList{Values: &f.services}, "service", "service that must be active (repeatable; init status file, else systemd)")
@@ -189,7 +191,7 @@ func agentMain(ctx context.Context, env *cli.Env, sub string, args []string) err
 		return cli.Usagef("--log-level %q", f.level)
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := ota.Config{DBPath: f.db, Slots: slots, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout, SkipIdentical: f.skipIdentical}
+	cfg := ota.Config{DBPath: f.db, Slots: slots, AutoReboot: f.reboot, HealthTimeout: f.healthTimeout, SkipIdentical: f.skipIdentical, AllowDowngrade: f.allowDowngrade}
 	if cfg.DBPath == "" {
 		cfg.DBPath = filepath.Join(slots.StateDir, "ota.db")
 	}

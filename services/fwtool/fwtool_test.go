@@ -153,6 +153,24 @@ func TestFwEnvAndInstall(t *testing.T) {
 	if r := run(t, FwMain, "mark-bad", "--slots", p("slots.json"), "A"); r.code == 0 {
 		t.Fatal("mark-bad of the booted slot succeeded")
 	}
+
+	// Anti-rollback: the factory image is version 8 and the policy
+	// refuses older bundles; the bundle is version 7.
+	os.WriteFile(p("slots.json"), []byte(`{"compatible":"qemu-x86_64","bootloader":"grub","grubenv":"grubenv","stateDir":"state","cmdline":"cmdline",
+ "downgrade":"refuse","baseVersion":"8",
+ "slots":[{"name":"A","class":"rootfs","device":"slotA","partlabel":"rootfsA"},{"name":"B","class":"rootfs","device":"slotB","partlabel":"rootfsB"}]}`), 0o644)
+	envBefore, _ := os.ReadFile(p("grubenv"))
+	r = run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), "-q", p("b.kfw"))
+	if r.code == 0 || !strings.Contains(r.stderr, "downgrade refused") || !strings.Contains(r.stderr, "older than the running 8") {
+		t.Fatalf("downgrade install: %+v", r)
+	}
+	if envAfter, _ := os.ReadFile(p("grubenv")); !bytes.Equal(envAfter, envBefore) {
+		t.Fatal("a refused downgrade wrote the boot environment")
+	}
+	r = run(t, FwMain, "install", "--slots", p("slots.json"), "--keyring", p("keys/ca.crt"), "--hooks", p("hooks"), "-q", "--allow-downgrade", "--json", p("b.kfw"))
+	if r.code != 0 || !strings.Contains(r.stdout, `"state":"installed"`) || !strings.Contains(r.stdout, `"allowDowngrade":true`) {
+		t.Fatalf("install --allow-downgrade: %+v", r)
+	}
 }
 
 func TestFwSlotsAndIdentity(t *testing.T) {
