@@ -36,8 +36,12 @@ type cloud struct {
 }
 
 func startCloud(t *testing.T, b *mosquittotest.Broker) *cloud {
+	return startCloudWith(t, mqtt.Options{URL: b.URL(), ClientID: "cloud", CleanSession: true})
+}
+
+func startCloudWith(t *testing.T, o mqtt.Options) *cloud {
 	cl := &cloud{t: t, replies: map[string]*ditto.Envelope{}, wake: make(chan struct{}, 1)}
-	cl.c = mqtt.New(mqtt.Options{URL: b.URL(), ClientID: "cloud", CleanSession: true})
+	cl.c = mqtt.New(o)
 	ctx := ctxT(t)
 	must(t, cl.c.Subscribe(ctx, TopicThingRequest, 1, func(ctx context.Context, m mqtt.Message) {
 		resp := fmt.Sprintf(`{"deviceId":%q,"tenantId":%q,"policyId":"p"}`, thingID, tenant)
