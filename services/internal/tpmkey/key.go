@@ -19,6 +19,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -110,7 +111,42 @@ func Open(o Options) (*Key, error) {
 		c.Close()
 		return nil, err
 	}
+	if err := k.selfTest(); err != nil {
+		k.Close()
+		return nil, fmt.Errorf("%s: %w", o.Private, err)
+	}
 	return k, nil
+}
+
+// selfTest signs once and verifies the signature, so that a key the TPM
+// will not sign with (an authorisation value, a scheme it lacks) shows at
+// Open, not at the first handshake.
+func (k *Key) selfTest() error {
+	digest := sha256.Sum256([]byte("kanto tpmkey self-test"))
+	var opts crypto.SignerOpts = crypto.SHA256
+	pub, isRSA := k.info.pub.(*rsa.PublicKey)
+	if isRSA && k.info.scheme != tpm2.TPMAlgRSASSA {
+		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
+	}
+	sig, err := k.Sign(nil, digest[:], opts)
+	if errors.Is(err, tpm2.TPMRCAuthFail) || errors.Is(err, tpm2.TPMRCBadAuth) {
+		return fmt.Errorf("%w: the key has an authorisation value (tpm2_create -p); only keys without one can be used: %v", ErrUnsupported, err)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case isRSA && k.info.scheme == tpm2.TPMAlgRSASSA:
+		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+	case isRSA:
+		err = rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig, opts.(*rsa.PSSOptions))
+	case !ecdsa.VerifyASN1(k.info.pub.(*ecdsa.PublicKey), digest[:], sig):
+		err = errors.New("ECDSA verification failed")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: the TPM's test signature does not verify: %v", ErrSign, err)
+	}
+	return nil
 }
 
 // load reads the parent's name (checking that it is a storage key) and
@@ -142,6 +178,8 @@ func (k *Key) load(o Options, public *tpm2.TPMTPublic, priv []byte) error {
 	case err == nil:
 	case errors.Is(err, ErrDevice):
 		return fmt.Errorf("%s: %w", o.Device, err)
+	case errors.Is(err, tpm2.TPMRCAuthFail), errors.Is(err, tpm2.TPMRCBadAuth):
+		return fmt.Errorf("%w: handle 0x%08x has an authorisation value; only parents without one can be used: %v", ErrParent, o.Parent, err)
 	case errors.Is(err, tpm2.TPMRCIntegrity), errors.Is(err, tpm2.TPMRCSize), errors.Is(err, tpm2.TPMRCValue),
 		errors.Is(err, tpm2.TPMRCKey), errors.Is(err, tpm2.TPMRCKeySize):
 		return fmt.Errorf("%w: %w: the TPM refused %s and %s under parent 0x%08x: created under another parent, or damaged: %v",

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -252,4 +253,56 @@ func TestCheckCertificate(t *testing.T) {
 		t.Errorf("another key's certificate: %v, want ErrMismatch", err)
 	}
 	t.Log(err)
+}
+
+// Keys with a fixed signing scheme sign with it, and offer TLS only that.
+func TestFixedScheme(t *testing.T) {
+	tpm := tpmkeytest.Start(t)
+	digest := sha256.Sum256([]byte("x"))
+	for _, tc := range []struct {
+		alg    string
+		opts   crypto.SignerOpts
+		scheme tls.SignatureScheme
+	}{
+		{"rsa2048:rsassa-sha256", crypto.SHA256, tls.PKCS1WithSHA256},
+		{"rsa2048:rsapss-sha256:null", &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}, tls.PSSWithSHA256},
+		{"ecc256:ecdsa-sha256", crypto.SHA256, tls.ECDSAWithP256AndSHA256},
+	} {
+		t.Run(tc.alg, func(t *testing.T) {
+			// A signing-only key: with decrypt as well, the scheme must be null.
+			dir := t.TempDir()
+			priv, pub := filepath.Join(dir, "k.priv"), filepath.Join(dir, "k.pub")
+			tpm.Tool(t, "tpm2_create", "-C", "0x81000001", "-G", tc.alg, "-u", pub, "-r", priv,
+				"-a", "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign")
+			k := open(t, tpm, priv, pub)
+			defer k.Close()
+			if got := k.SignatureSchemes(); len(got) != 1 || got[0] != tc.scheme {
+				t.Errorf("signature schemes %v, want %v", got, tc.scheme)
+			}
+			if _, err := k.Sign(rand.Reader, digest[:], tc.opts); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// A key with an authorisation value cannot be used (upstream passes an
+// empty one too); Open says so instead of the first handshake failing.
+func TestKeyWithAuthValue(t *testing.T) {
+	tpm := tpmkeytest.Start(t)
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "k.priv"), filepath.Join(dir, "k.pub")
+	tpm.Tool(t, "tpm2_create", "-C", "0x81000001", "-G", "ecc256", "-p", "secret", "-u", pub, "-r", priv)
+	k, err := tpmkey.Open(tpmkey.Options{Device: tpm.Socket, Parent: tpmkeytest.Parent, Private: priv, Public: pub})
+	if err == nil {
+		k.Close()
+		t.Fatal("opened")
+	}
+	if !errors.Is(err, tpmkey.ErrUnsupported) {
+		t.Errorf("%v, want ErrUnsupported", err)
+	}
+	t.Log(err)
+	if got := transient(t, tpm); got != "" {
+		t.Errorf("transient objects after a failed open: %s", got)
+	}
 }
