@@ -198,6 +198,7 @@ func TestOpenErrors(t *testing.T) {
 		{"no such device", func(o *tpmkey.Options) { o.Device = "/dev/tpm-none" }, []error{tpmkey.ErrDevice}},
 		{"regular file as device", func(o *tpmkey.Options) { o.Device = pub }, []error{tpmkey.ErrDevice}},
 		{"not a TPM", func(o *tpmkey.Options) { o.Device = notTPM }, []error{tpmkey.ErrDevice}},
+		{"a character device that is not a TPM", func(o *tpmkey.Options) { o.Device = "/dev/null" }, []error{tpmkey.ErrDevice}},
 		{"no parent handle", func(o *tpmkey.Options) { o.Parent = 0 }, []error{tpmkey.ErrParent}},
 		{"empty parent handle", func(o *tpmkey.Options) { o.Parent = 0x81000003 }, []error{tpmkey.ErrParent}},
 		{"the owner hierarchy as parent", func(o *tpmkey.Options) { o.Parent = 0x40000001 }, []error{tpmkey.ErrParent}},
