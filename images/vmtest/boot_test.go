@@ -49,4 +49,18 @@ func TestBootServicesUp(t *testing.T) {
 			t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
 		}
 	}
+	// The watchdog is armed concurrently with the mounts: look for its
+	// marker anywhere in the boot. The driver must report the configured
+	// 30 s and say it took the value (i6300esb's default is 30 s too, so
+	// the timeout alone would not show a refused ioctl).
+	armed := false
+	for _, l := range vm.Lines() {
+		if p, ok := event.Parse(l.Text); ok && p.Name == event.Watchdog {
+			t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
+			armed = p.KV["timeout"] == "30" && p.KV["set"] == "true"
+		}
+	}
+	if !armed {
+		t.Error("no watchdog marker with timeout=30 set=true on the console")
+	}
 }

@@ -21,6 +21,7 @@ const (
 	Stage1       = "stage1"        // initramfs: modules loaded, root found (root=, fstype=)
 	Init         = "init"          // the slot's init started (slot=, version=)
 	Mounted      = "mounted"       // a filesystem is mounted (path=)
+	Watchdog     = "watchdog"      // the hardware watchdog is armed (device=, timeout= seconds the driver reports, set= whether it took ours)
 	NetUp        = "net-up"        // the network is configured (addr=, via=dhcp|static)
 	Identity     = "identity"      // provisioned identity found (device=)
 	ServiceReady = "service-ready" // one service is ready (name=)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -346,10 +347,23 @@ func (s *system) feedWatchdog(ctx context.Context) {
 		s.log.Warn("watchdog", "device", w.Device, "err", err)
 		return
 	}
-	if err := wd.SetTimeout(time.Duration(w.TimeoutSec) * time.Second); err != nil {
-		s.log.Info("watchdog keeps its default timeout", "err", err)
+	// Not wd.SetTimeout: u-root v0.16 hands WDIOC_SETTIMEOUT a pointer to
+	// a time.Duration (int64 nanoseconds) where the kernel reads an int of
+	// seconds, so i6300esb and others refuse it. The driver may round the
+	// value, so feed by what it reports back.
+	fd := int(wd.Fd())
+	set := "true"
+	if err := unix.IoctlSetPointerInt(fd, unix.WDIOC_SETTIMEOUT, w.TimeoutSec); err != nil {
+		set = "false"
+		s.log.Info("watchdog keeps its default timeout", "want", w.TimeoutSec, "err", err)
 	}
-	tick := time.NewTicker(time.Duration(w.TimeoutSec) * time.Second / 3)
+	period := time.Duration(w.TimeoutSec) * time.Second
+	if got, err := unix.IoctlGetInt(fd, unix.WDIOC_GETTIMEOUT); err == nil && got > 0 {
+		period = time.Duration(got) * time.Second
+	}
+	s.log.Info("watchdog armed", "device", w.Device, "timeout", period)
+	s.con.Event(event.Watchdog, "device", w.Device, "timeout", strconv.Itoa(int(period/time.Second)), "set", set)
+	tick := time.NewTicker(period / 3)
 	defer tick.Stop()
 	for {
 		_ = wd.KeepAlive()
