@@ -145,12 +145,11 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	st := c.s
 	// The TPM key is checked against cert now, not at the first handshake.
-	if c.tpm, err = st.TPMSettings.Open(st.Cert); err != nil {
+	if c.tpm, err = st.TPMSettings.Open(st.Cert, c.log); err != nil {
 		return err
 	}
 	if c.tpm != nil {
 		defer c.tpm.Close()
-		c.log.Info("device key is in the TPM", "tpmDevice", st.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", st.TPMHandle))
 	}
 	buf, err := st.BufferSettings.Open()
 	if err != nil {

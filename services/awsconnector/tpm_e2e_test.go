@@ -45,10 +45,7 @@ func TestTPMKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.settings["cert"] = certFile
-	w.settings["tpmDevice"] = tpm.Socket
-	w.settings["tpmHandle"] = tpmkeytest.Parent
-	w.settings["tpmKey"] = priv
-	w.settings["tpmKeyPub"] = pub
+	tpm.Settings(w.settings, priv, pub)
 	w.start()
 	w.status.AwaitTopic(t, 0, "#", kantotest.StatusIs("connected"))
 	w.publish("t", `{"tpm":1}`)

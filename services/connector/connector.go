@@ -121,13 +121,12 @@ func New(o Options) *Connector {
 func (c *Connector) Run(ctx context.Context) error {
 	s := c.o.Settings
 	// The TPM key is checked against cert now, not at the first handshake.
-	tpm, err := s.TPMSettings.Open(s.Cert)
+	tpm, err := s.TPMSettings.Open(s.Cert, c.log)
 	if err != nil {
 		return err
 	}
 	if tpm != nil {
 		defer tpm.Close()
-		c.log.Info("hub client key is in the TPM", "tpmDevice", s.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", s.TPMHandle))
 	}
 	c.tpm = tpm
 	buf, err := s.BufferSettings.Open()

@@ -52,10 +52,7 @@ func (d *tpmDevice) settings(w *world) {
 	delete(w.settings, "key")
 	w.settings["deviceIdPattern"] = "{{subject-cn}}"
 	w.settings["cert"] = d.pki.certFile
-	w.settings["tpmDevice"] = d.tpm.Socket
-	w.settings["tpmHandle"] = tpmkeytest.Parent
-	w.settings["tpmKey"] = d.priv
-	w.settings["tpmKeyPub"] = d.pub
+	d.tpm.Settings(w.settings, d.priv, d.pub)
 }
 
 // The suite connector connects to a hub that requires client certificates

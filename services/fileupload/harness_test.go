@@ -208,6 +208,12 @@ func (cl *cloud) final(id string) []status {
 func startService(t *testing.T, b *mosquittotest.Broker, cfg Config) *Service {
 	t.Helper()
 	cfg.Broker = b.URL()
+	return startServiceAt(t, cfg)
+}
+
+// startServiceAt runs the service against cfg.Broker until the test ends.
+func startServiceAt(t *testing.T, cfg Config) *Service {
+	t.Helper()
 	cfg.LogFile = ""
 	s, err := New(cfg, logging.Discard())
 	must(t, err)

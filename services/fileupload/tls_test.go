@@ -49,13 +49,7 @@ func TestLocalBrokerMutualTLS(t *testing.T) {
 	cfg := Defaults()
 	cfg.Files = filepath.Join(files, "*.log")
 	cfg.Broker, cfg.CACert, cfg.Cert, cfg.Key = url, caFile, cliCert, cliKey
-	cfg.LogFile = ""
-	s, err := New(cfg, logging.Discard())
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s := startServiceAt(t, cfg)
 	cl.waitFor("feature over TLS", func() bool {
 		for _, ev := range cl.events {
 			if ev.Path == "/features/AutoUploadable" {
@@ -81,7 +75,7 @@ func TestLocalBrokerMutualTLS(t *testing.T) {
 	must(t, err)
 	badCert, badKey, err := other.WriteFiles(dir, "stranger", "stranger", false)
 	must(t, err)
-	cfg.Cert, cfg.Key = badCert, badKey
+	cfg.Cert, cfg.Key, cfg.LogFile = badCert, badKey, ""
 	s2, err := New(cfg, logging.Discard())
 	must(t, err)
 	ctx2, cancel2 := context.WithCancel(context.Background())

@@ -45,10 +45,7 @@ func TestTPMKey(t *testing.T) {
 	w.settings["address"] = "mqtts://" + w.adapter.Addr()
 	w.settings["caCert"] = ca.File
 	w.settings["cert"] = certFile
-	w.settings["tpmDevice"] = tpm.Socket
-	w.settings["tpmHandle"] = tpmkeytest.Parent
-	w.settings["tpmKey"] = priv
-	w.settings["tpmKeyPub"] = pub
+	tpm.Settings(w.settings, priv, pub)
 	w.start()
 	w.status.AwaitTopic(t, 0, "#", kantotest.StatusIs("connected"))
 	w.publish("e", cmd(deviceID, "modify", "/features/meter", map[string]any{"properties": map[string]any{"x": 1}}, "tpm1"))

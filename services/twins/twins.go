@@ -119,13 +119,12 @@ func New(o Options) *Service {
 func (s *Service) Run(ctx context.Context) error {
 	st := s.s
 	// The TPM key is checked against cert now, not at the first handshake.
-	tpm, err := st.TPMSettings.Open(st.Cert)
+	tpm, err := st.TPMSettings.Open(st.Cert, s.log)
 	if err != nil {
 		return err
 	}
 	if tpm != nil {
 		defer tpm.Close()
-		s.log.Info("hub client key is in the TPM", "tpmDevice", st.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", st.TPMHandle))
 	}
 	s.tpm = tpm
 	things, err := openStore(st.ThingsDB, st.DeviceID, s.o.Now)

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/kantofw/kanto/services/internal/tpmkey"
 )
@@ -12,7 +13,8 @@ import (
 // It returns nil, nil when tpmDevice is not set. The caller closes the key
 // when the service ends; errors wrap ErrTLS and a tpmkey category
 // (tpmkey.ErrDevice, ErrBlob, ErrParent, ErrUnsupported, ErrMismatch).
-func (t *TPMSettings) Open(certFile string) (*tpmkey.Key, error) {
+// log, if set, notes where the key lives.
+func (t *TPMSettings) Open(certFile string, log *slog.Logger) (*tpmkey.Key, error) {
 	if t.TPMDevice == "" {
 		return nil, nil
 	}
@@ -31,6 +33,9 @@ func (t *TPMSettings) Open(certFile string) (*tpmkey.Key, error) {
 	if _, _, err := HubTLS("", certFile, "", key, nil); err != nil {
 		key.Close()
 		return nil, err
+	}
+	if log != nil {
+		log.Info("client key is in the TPM", "tpmDevice", t.TPMDevice, "tpmHandle", fmt.Sprintf("%#x", t.TPMHandle))
 	}
 	return key, nil
 }

@@ -89,7 +89,7 @@ func BenchmarkHubHandshake(b *testing.B) {
 		k.Close()
 		s := TPMSettings{TPMDevice: tpm.Socket, TPMHandle: uint64(tpmkeytest.Parent), TPMKey: priv, TPMKeyPub: tpub}
 		b.Run("tpm/"+alg, func(b *testing.B) {
-			key, err := s.Open(tpmCert)
+			key, err := s.Open(tpmCert, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -90,7 +90,7 @@ func TestHubTLSWithTPMKey(t *testing.T) {
 		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			t.Run(alg+"/"+tls.VersionName(version), func(t *testing.T) {
 				s := w.keys[alg]
-				key, err := s.Open(w.certs[alg])
+				key, err := s.Open(w.certs[alg], nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -146,7 +146,7 @@ func TestTPMOpenErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := rsa
 			tc.edit(&s)
-			key, err := s.Open(tc.cert)
+			key, err := s.Open(tc.cert, nil)
 			if err == nil {
 				key.Close()
 				t.Fatal("opened")
@@ -159,7 +159,7 @@ func TestTPMOpenErrors(t *testing.T) {
 	}
 	// A certificate replaced after start-up is checked again when the TLS
 	// config is built.
-	key, err := rsa.Open(w.certs["rsa2048"])
+	key, err := rsa.Open(w.certs["rsa2048"], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestTPMOpenErrors(t *testing.T) {
 	if _, _, err := HubTLS(w.ca.File, w.certs["ecc256"], "", key, nil); !errors.Is(err, tpmkey.ErrMismatch) || !errors.Is(err, ErrTLS) {
 		t.Errorf("HubTLS with another key's certificate: %v", err)
 	}
-	if key, err := (&TPMSettings{}).Open("x.crt"); key != nil || err != nil {
+	if key, err := (&TPMSettings{}).Open("x.crt", nil); key != nil || err != nil {
 		t.Errorf("no tpmDevice: %v, %v", key, err)
 	}
 }

@@ -132,6 +132,12 @@ func (p *TPM) CreateKey(t testing.TB, name, alg string) (priv, pub string) {
 	return priv, pub
 }
 
+// Settings sets the upstream TPM keys (tpmDevice, tpmHandle, tpmKey,
+// tpmKeyPub) of a service's JSON settings to this TPM and key pair.
+func (p *TPM) Settings(m map[string]any, priv, pub string) {
+	m["tpmDevice"], m["tpmHandle"], m["tpmKey"], m["tpmKeyPub"] = p.Socket, Parent, priv, pub
+}
+
 // CA is a test certificate authority.
 type CA struct {
 	File string // PEM
