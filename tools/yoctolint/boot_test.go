@@ -333,9 +333,12 @@ func TestABLayouts(t *testing.T) {
 				}
 			}
 
-			cfg, err := slot.Parse(readFile(t, filepath.Join(root, bootFiles, "slots-"+m+".json")))
+			cfg, err := slot.Parse(installedSlotsFile(t, root, m, "1.2.3", "refuse"))
 			if err != nil {
-				t.Fatalf("firmware/slot rejects slots-%s.json: %v", m, err)
+				t.Fatalf("firmware/slot rejects slots-%s.json as installed: %v", m, err)
+			}
+			if cfg.BaseVersion != "1.2.3" || cfg.Downgrade != slot.DowngradeRefuse {
+				t.Errorf("slots-%s.json as installed: baseVersion %q, downgrade %q; the recipe's substitutions do not reach them", m, cfg.BaseVersion, cfg.Downgrade)
 			}
 			if cfg.Bootloader != bootloaderOf[m] {
 				t.Errorf("bootloader %q, want %q", cfg.Bootloader, bootloaderOf[m])
@@ -360,7 +363,7 @@ func TestABLayouts(t *testing.T) {
 			if p, err := board.Lookup(cfg.Compatible); err == nil {
 				want := slot.Config{Compatible: p.Name, Bootloader: p.Bootloader, GrubEnv: p.GrubEnv, UBootConfig: p.UBootConfig, StateDir: p.StateDir, Slots: p.Slots}
 				got := *cfg
-				got.BootAttempts = 0
+				got.BootAttempts, got.BaseVersion, got.Downgrade = 0, "", ""
 				if diff := cmp.Diff(got, want); diff != "" {
 					t.Errorf("slots-%s.json differs from board profile %s (-got +want):\n%s", m, p.Name, diff)
 				}
@@ -504,4 +507,36 @@ func TestGrubModules(t *testing.T) {
 			}
 		}
 	}
+}
+
+// installedSlotsFile is slots-<machine>.json as kanto-boot-config installs
+// it: the sed expressions of its do_install, applied here, with
+// KANTO_VERSION and KANTO_DOWNGRADE set to version and downgrade.
+func installedSlotsFile(t *testing.T, root, machine, version, downgrade string) []byte {
+	t.Helper()
+	r := recipe(t, "kanto-boot-config")
+	var install string
+	for _, fn := range r.Main.Funcs {
+		if fn.Name == "do_install" {
+			install = fn.Body
+		}
+	}
+	exprs := regexp.MustCompile(`-e '(s/[^']*)'`).FindAllStringSubmatch(install, -1)
+	if len(exprs) != 2 {
+		t.Fatalf("kanto-boot-config do_install: %d sed expressions, want 2 (baseVersion, downgrade)", len(exprs))
+	}
+	data := string(readFile(t, filepath.Join(root, bootFiles, "slots-"+machine+".json")))
+	vars := map[string]string{"KANTO_VERSION": version, "KANTO_DOWNGRADE": downgrade}
+	for _, e := range exprs {
+		parts := strings.Split(e[1], "/") // s/old/new/
+		if len(parts) != 4 {
+			t.Fatalf("sed expression %q: want s/old/new/", e[1])
+		}
+		old, repl := parts[1], bb.Expand(parts[2], vars)
+		if !strings.Contains(data, old) {
+			t.Fatalf("slots-%s.json lacks %s, which kanto-boot-config substitutes", machine, old)
+		}
+		data = strings.Replace(data, old, repl, 1)
+	}
+	return []byte(data)
 }

@@ -16,9 +16,18 @@ SRC_URI:append:raspberrypi4-64 = " file://fw_env-raspberrypi4-64.config"
 KANTO_KEYRING ?= "${KANTO_LAYERDIR}/recipes-kanto/bundles/files/dev-keys/ca.crt"
 do_install[file-checksums] += "${KANTO_KEYRING}:True"
 
+# Anti-rollback (firmware/FORMAT.md section 4): "refuse" makes the installer
+# refuse bundles older than the running firmware (KANTO_VERSION must then be a
+# semantic version); baseVersion is this image's version for that check and
+# for the firmware agent's current state.
+KANTO_DOWNGRADE ?= "allow"
+
 do_install() {
     install -d ${D}${sysconfdir}/kanto/firmware
-    install -m 0644 ${UNPACKDIR}/slots-${MACHINE}.json ${D}${sysconfdir}/kanto/firmware/slots.json
+    sed -e 's/"baseVersion": "@KANTO_VERSION@"/"baseVersion": "${KANTO_VERSION}"/' \
+        -e 's/"downgrade": "allow"/"downgrade": "${KANTO_DOWNGRADE}"/' \
+        ${UNPACKDIR}/slots-${MACHINE}.json > ${D}${sysconfdir}/kanto/firmware/slots.json
+    chmod 0644 ${D}${sysconfdir}/kanto/firmware/slots.json
     install -m 0644 ${KANTO_KEYRING} ${D}${sysconfdir}/kanto/firmware/keyring.pem
     if [ -e ${UNPACKDIR}/fw_env-${MACHINE}.config ]; then
         install -m 0644 ${UNPACKDIR}/fw_env-${MACHINE}.config ${D}${sysconfdir}/fw_env.config
