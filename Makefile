@@ -38,6 +38,9 @@ cross:
 
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
+	@# Under -race the OTA kill test runs a few scenarios only (its children
+	@# are slow to start); here all of them, without the race detector.
+	$(GO) test -count=1 -run 'TestKillAtEveryState' ./ota/
 
 # Each fuzz target runs a few seconds on its seed corpus plus new inputs.
 FUZZTIME ?= 5s

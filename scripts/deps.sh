@@ -20,6 +20,11 @@ DEBS=(
   swtpm tpm2-tools libtss2-tcti-swtpm0   # TPM2 client keys (tpmDevice): software TPM, tools and their swtpm TCTI
 )
 
+# Node.js and npm for the Azure emulator: Debian's, unless a Node.js is
+# already installed (e.g. NodeSource's, whose nodejs package conflicts with
+# Debian's npm).
+command -v npm >/dev/null || DEBS+=(nodejs npm)
+
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
