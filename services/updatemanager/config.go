@@ -164,6 +164,15 @@ func (u upperList) Set(s string) error {
 	return nil
 }
 
+// noEnv are the flags without an environment variable: upstream gives
+// none to these (§2.14), and ours (database, board-hooks) take none, so
+// that a VERSION or DATABASE set for something else in the service's
+// environment cannot change or stop the update manager.
+var noEnv = map[string]bool{
+	"config-file": true, "version": true, "owner-consent-commands": true,
+	"database": true, "board-hooks": true,
+}
+
 // loadConfig applies defaults < file < environment < flags, as upstream
 // (where env vars are flag defaults). Per-agent flags exist for the domains
 // named by -domains (or DOMAINS) plus "containers".
@@ -230,7 +239,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	// Environment beats the file, flags beat the environment.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || f.Name == "config-file" {
+		if given[f.Name] || noEnv[f.Name] {
 			return
 		}
 		env := strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(f.Name, "mqtt-conn-"), "-", "_"))

@@ -81,3 +81,31 @@ func TestConfigRejectsBadConsentCommand(t *testing.T) {
 		t.Fatal("CLEANUP accepted as a consent command")
 	}
 }
+
+// TestConfigIgnoresUnrelatedEnv: variables named after flags that have no
+// environment form upstream (VERSION, OWNER_CONSENT_COMMANDS) or are ours
+// (DATABASE, BOARD_HOOKS) do not change or stop the update manager; the
+// documented ones still apply.
+func TestConfigIgnoresUnrelatedEnv(t *testing.T) {
+	fs := flag.NewFlagSet("update-manager", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env := map[string]string{
+		"VERSION": "1.2.3", "DATABASE": "/tmp/elsewhere.db", "BOARD_HOOKS": "/nowhere",
+		"OWNER_CONSENT_COMMANDS": "download", "CONFIG_FILE": "/does/not/exist.json",
+		"DOMAIN": "edge", "CONTAINERS_REBOOT_REQUIRED": "true",
+	}
+	cfg, printVersion, err := loadConfig(fs, nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("loadConfig with unrelated environment: %v", err)
+	}
+	if printVersion {
+		t.Error("VERSION in the environment asked to print the version")
+	}
+	def := Defaults()
+	if cfg.Database != def.Database || cfg.BoardHooks != def.BoardHooks || len(cfg.OwnerConsentCommands) != 0 {
+		t.Errorf("database %q, board hooks %q, consent %v: taken from the environment", cfg.Database, cfg.BoardHooks, cfg.OwnerConsentCommands)
+	}
+	if cfg.Domain != "edge" || !cfg.Agents["containers"].RebootRequired {
+		t.Errorf("documented variables not applied: domain %q, containers %+v", cfg.Domain, *cfg.Agents["containers"])
+	}
+}
