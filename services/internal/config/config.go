@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -132,25 +133,51 @@ type StringList struct {
 	// Split, when set, also splits each flag value on spaces (upstream's
 	// alpn flag takes a space-separated string).
 	Split bool
+	// CSV, when set, reads each flag value as one line of comma-separated
+	// values, as pflag's StringSliceVar does (upstream container
+	// management's list flags): "a,b" gives two entries, double quotes keep
+	// a comma inside an entry, spaces are kept, and an empty value gives no
+	// entry. It takes precedence over Split.
+	CSV bool
 }
 
 func (l *StringList) String() string {
 	if l == nil || l.Values == nil {
 		return ""
 	}
+	if l.CSV {
+		var b strings.Builder
+		w := csv.NewWriter(&b)
+		_ = w.Write(*l.Values) // a strings.Builder does not fail
+		w.Flush()
+		return strings.TrimSuffix(b.String(), "\n")
+	}
 	return strings.Join(*l.Values, " ")
 }
 
 // Set appends v, clearing values that came from defaults or the file first.
 func (l *StringList) Set(v string) error {
+	var add []string
+	switch {
+	case l.CSV:
+		if v != "" {
+			r := csv.NewReader(strings.NewReader(v))
+			r.FieldsPerRecord = -1
+			rec, err := r.Read()
+			if err != nil {
+				return fmt.Errorf("comma-separated list %q: %v: %w", v, err, ErrInvalid)
+			}
+			add = rec
+		}
+	case l.Split:
+		add = strings.Fields(v)
+	default:
+		add = []string{v}
+	}
 	if !l.explicit {
 		*l.Values = nil
 		l.explicit = true
 	}
-	if l.Split {
-		*l.Values = append(*l.Values, strings.Fields(v)...)
-		return nil
-	}
-	*l.Values = append(*l.Values, v)
+	*l.Values = append(*l.Values, add...)
 	return nil
 }

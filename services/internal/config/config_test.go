@@ -106,3 +106,81 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestStringListSet(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    StringList
+		args    []string
+		want    []string
+		wantErr bool
+	}{
+		{"plain keeps commas", StringList{}, []string{"a,b"}, []string{"a,b"}, false},
+		{"plain keeps spaces", StringList{}, []string{"a b"}, []string{"a b"}, false},
+		{"plain repeated", StringList{}, []string{"a", "b"}, []string{"a", "b"}, false},
+		{"split on spaces", StringList{Split: true}, []string{"h2 mqtt"}, []string{"h2", "mqtt"}, false},
+		{"csv once", StringList{CSV: true}, []string{"a:5000,b:5000"}, []string{"a:5000", "b:5000"}, false},
+		{"csv twice", StringList{CSV: true}, []string{"a,b", "c"}, []string{"a", "b", "c"}, false},
+		{"csv quoted comma", StringList{CSV: true}, []string{`"k1,x",k2`}, []string{"k1,x", "k2"}, false},
+		{"csv keeps spaces", StringList{CSV: true}, []string{"a, b"}, []string{"a", " b"}, false},
+		{"csv empty value clears", StringList{CSV: true}, []string{""}, nil, false},
+		{"csv empty entry kept", StringList{CSV: true}, []string{"a,,b"}, []string{"a", "", "b"}, false},
+		{"csv over split", StringList{CSV: true, Split: true}, []string{"a b,c"}, []string{"a b", "c"}, false},
+		{"csv bare quote", StringList{CSV: true}, []string{`a"b`}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := []string{"from-file"}
+			l := tt.list
+			l.Values = &got
+			var err error
+			for _, a := range tt.args {
+				if err = l.Set(a); err != nil {
+					break
+				}
+			}
+			if tt.wantErr {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid", err)
+				}
+				if diff := cmp.Diff([]string{"from-file"}, got); diff != "" {
+					t.Errorf("a failed Set changed the list (-want +got)\n%s", diff)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStringListCSVRoundTrip(t *testing.T) {
+	for _, want := range [][]string{{"a"}, {"a", "b"}, {"k,1", `q"uote`, " s"}} {
+		l := StringList{Values: &want, CSV: true}
+		var got []string
+		back := StringList{Values: &got, CSV: true}
+		if err := back.Set(l.String()); err != nil {
+			t.Fatalf("%q: %v", l.String(), err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%q (-want +got)\n%s", l.String(), diff)
+		}
+	}
+}
+
+func FuzzStringListCSV(f *testing.F) {
+	for _, s := range []string{"a,b", `"a,b",c`, "", `a"b`, "a,,b", "x\ny"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got []string
+		l := StringList{Values: &got, CSV: true}
+		if err := l.Set(s); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error without category: %v", err)
+		}
+	})
+}
