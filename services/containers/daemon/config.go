@@ -184,7 +184,8 @@ func Defaults() Config {
 	return c
 }
 
-// RegisterFlags binds upstream's flag names to c.
+// RegisterFlags binds upstream's flag names to c. The list flags split their
+// values on commas and are repeatable, as upstream's pflag string slices are.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, cfgFile *string) {
 	fs.StringVar(cfgFile, "cfg-file", "", "the container management configuration file (JSON)")
 	fs.StringVar(&c.Log.File, "log-file", c.Log.File, "the daemon's log file")
@@ -202,11 +203,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, cfgFile *string) {
 
 	fs.StringVar(&c.Containers.DefaultNS, "ccl-default-ns", c.Containers.DefaultNS, "containerd namespace")
 	fs.StringVar(&c.Containers.AddressPath, "ccl-ap", c.Containers.AddressPath, "containerd socket")
-	fs.Var(&config.StringList{Values: &c.Containers.InsecureRegistries}, "ccl-insecure-registries", "registry host[:port] reached without TLS verification (repeatable)")
+	fs.Var(&config.StringList{Values: &c.Containers.InsecureRegistries, CSV: true}, "ccl-insecure-registries", "registry host[:port] reached without TLS verification (comma-separated, repeatable)")
 	fs.StringVar(&c.Containers.ExecRootDir, "ccl-exec-root-dir", c.Containers.ExecRootDir, "runtime directory of the containerd client")
 	fs.StringVar(&c.Containers.HomeDir, "ccl-home-dir", c.Containers.HomeDir, "directory for container logs and files")
-	fs.Var(&config.StringList{Values: &c.Containers.ImageDecKeys}, "ccl-image-dec-keys", "image decryption key path[:password] (repeatable; not supported yet)")
-	fs.Var(&config.StringList{Values: &c.Containers.ImageDecRecipients}, "ccl-image-dec-recipients", "image decryption recipient (repeatable; not supported yet)")
+	fs.Var(&config.StringList{Values: &c.Containers.ImageDecKeys, CSV: true}, "ccl-image-dec-keys", "image decryption key path[:password] (comma-separated, repeatable; not supported yet)")
+	fs.Var(&config.StringList{Values: &c.Containers.ImageDecRecipients, CSV: true}, "ccl-image-dec-recipients", "image decryption recipient (comma-separated, repeatable; not supported yet)")
 	fs.StringVar(&c.Containers.RuncRuntime, "ccl-runc-runtime", c.Containers.RuncRuntime, "runc runtime: io.containerd.runc.v2, io.containerd.runc.v1 or io.containerd.runtime.v1.linux")
 	fs.Var(&c.Containers.ImageExpiry, "ccl-image-expiry", "age after which unused images are removed")
 	fs.BoolVar(&c.Containers.ImageExpiryDisable, "ccl-image-expiry-disable", c.Containers.ImageExpiryDisable, "never remove unused images automatically")
@@ -237,11 +238,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, cfgFile *string) {
 
 	fs.BoolVar(&c.Things.Enable, "things-enable", c.Things.Enable, "serve the Ditto features over the local broker")
 	fs.StringVar(&c.Things.HomeDir, "things-home-dir", c.Things.HomeDir, "things data directory")
-	fs.Var(&config.StringList{Values: &c.Things.Features}, "things-features", "features to serve (repeatable)")
+	fs.Var(&config.StringList{Values: &c.Things.Features, CSV: true}, "things-features", "features to serve: ContainerFactory, SoftwareUpdatable, Metrics (comma-separated, repeatable)")
 
 	fs.BoolVar(&c.UpdateAgt.Enable, "ua-enable", c.UpdateAgt.Enable, "run the containers update agent (update-manager domain \"containers\")")
 	fs.StringVar(&c.UpdateAgt.Domain, "ua-domain", c.UpdateAgt.Domain, "update agent domain")
-	fs.Var(&config.StringList{Values: &c.UpdateAgt.SystemContainers}, "ua-system-containers", "system containers (repeatable)")
+	fs.Var(&config.StringList{Values: &c.UpdateAgt.SystemContainers, CSV: true}, "ua-system-containers", "system containers (comma-separated, repeatable)")
 	fs.BoolVar(&c.UpdateAgt.VerboseInventoryReport, "ua-verbose-inventory-report", c.UpdateAgt.VerboseInventoryReport, "report all container parameters")
 
 	fs.BoolVar(&c.Deployment.Enable, "deployment-enable", c.Deployment.Enable, "deploy containers from descriptors at start")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/kantofw/kanto/services/internal/config"
 )
 
@@ -50,6 +51,53 @@ func TestConfigFileAndFlags(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Error(err)
+	}
+
+	// The list flags are pflag string slices upstream: a value is split on
+	// commas, the flag is repeatable, and the flags replace the file's list
+	// while the file's JSON arrays are taken as they are.
+	file := []string{"--cfg-file", "testdata/config-full.json"}
+	lists := []struct {
+		name string
+		args []string
+		got  func(Config) []string
+		want []string
+	}{
+		{"insecure once with commas", []string{"--ccl-insecure-registries", "a:5000,b:5000"},
+			func(c Config) []string { return c.Containers.InsecureRegistries }, []string{"a:5000", "b:5000"}},
+		{"insecure twice", []string{"--ccl-insecure-registries", "a:5000", "--ccl-insecure-registries", "b:5000,c"},
+			func(c Config) []string { return c.Containers.InsecureRegistries }, []string{"a:5000", "b:5000", "c"}},
+		{"insecure flag over file", append(file, "--ccl-insecure-registries", "a,b"),
+			func(c Config) []string { return c.Containers.InsecureRegistries }, []string{"a", "b"}},
+		{"insecure default", nil,
+			func(c Config) []string { return c.Containers.InsecureRegistries }, []string{"localhost"}},
+		{"features once with commas", []string{"--things-features", "ContainerFactory,Metrics"},
+			func(c Config) []string { return c.Things.Features }, []string{"ContainerFactory", "Metrics"}},
+		{"features twice", []string{"--things-features", "SoftwareUpdatable", "--things-features", "Metrics"},
+			func(c Config) []string { return c.Things.Features }, []string{"SoftwareUpdatable", "Metrics"}},
+		{"features file", file,
+			func(c Config) []string { return c.Things.Features }, []string{"ContainerFactory", "Metrics"}},
+		{"system containers once with commas", []string{"--ua-system-containers", "x,y"},
+			func(c Config) []string { return c.UpdateAgt.SystemContainers }, []string{"x", "y"}},
+		{"system containers file array untouched", file,
+			func(c Config) []string { return c.UpdateAgt.SystemContainers }, []string{"a,b", "db"}},
+		{"system containers flag over file", append(file, "--ua-system-containers", "x", "--ua-system-containers", "y,z"),
+			func(c Config) []string { return c.UpdateAgt.SystemContainers }, []string{"x", "y", "z"}},
+		{"dec keys", []string{"--ccl-image-dec-keys", "/k1.pem:pw,/k2.pem", "--ccl-image-dec-keys", "/k3.pem"},
+			func(c Config) []string { return c.Containers.ImageDecKeys }, []string{"/k1.pem:pw", "/k2.pem", "/k3.pem"}},
+		{"dec recipients", []string{"--ccl-image-dec-recipients", "pkcs7:/a.pem,pkcs7:/b.pem"},
+			func(c Config) []string { return c.Containers.ImageDecRecipients }, []string{"pkcs7:/a.pem", "pkcs7:/b.pem"}},
+	}
+	for _, tt := range lists {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, tt.got(cfg)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
 	}
 }
 
