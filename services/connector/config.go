@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/ditto"
@@ -78,6 +79,24 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.ProvisioningFile, "provisioningFile", s.ProvisioningFile, "provisioning file (Bosch IoT Suite format), watched for changes")
 	s.Config.RegisterFlags(fs)
 	s.BufferSettings.RegisterFlags(fs)
+}
+
+// GenericMode reports whether this launch uses the generic (non-Hono) hub
+// topics (reference §2.5): when generic is set, or, as upstream, whenever
+// the address host ends in "amazonaws.com" (AWS IoT Core), whatever generic
+// says. Upstream's test is a plain suffix on the parsed URL's host name
+// (case as written, no dot boundary); an address that does not parse is not
+// AWS. Call it after the provisioning file was merged: that file may set
+// the address.
+func (s *Settings) GenericMode() bool {
+	if s.Generic {
+		return true
+	}
+	u, err := url.Parse(s.Address)
+	if err != nil {
+		return false
+	}
+	return strings.HasSuffix(u.Hostname(), "amazonaws.com")
 }
 
 // ErrConfig marks settings that cannot work.

@@ -81,8 +81,8 @@ type Connector struct {
 
 	hubOnline atomic.Bool
 	mu        sync.Mutex
-	hub       *mqtt.Client
-	info      []byte // edge/thing/response payload of the current launch
+	hub       *mqtt.Client // mirrors local command subscriptions; nil offline and in generic mode
+	info      []byte       // edge/thing/response payload of the current launch
 }
 
 // thingInfo is the payload of edge/thing/response.
@@ -169,10 +169,11 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err := c.cloud.Subscribe(ctx, TopicThingRequest, 0, c.onThingRequest); err != nil {
 		return err
 	}
-	if !s.Generic {
-		if err := c.local.Subscribe(ctx, subtrack.Filter, 0, c.onSysLog); err != nil {
-			return err
-		}
+	// The tracker runs in every mode, as upstream's; whether a launch mirrors
+	// the subscriptions on the hub depends on its settings (generic mode
+	// does not).
+	if err := c.local.Subscribe(ctx, subtrack.Filter, 0, c.onSysLog); err != nil {
+		return err
 	}
 	c.log.Info("connecting to the local broker", "localAddress", s.LocalAddress)
 	if err := c.local.ConnectRetry(ctx); err != nil {
@@ -256,7 +257,8 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		<-ctx.Done()
 		return
 	}
-	rt := routes{tenant: s.TenantID, device: s.DeviceID, generic: s.Generic, env: c.o.Env}
+	generic := s.GenericMode()
+	rt := routes{tenant: s.TenantID, device: s.DeviceID, generic: generic, env: c.o.Env}
 	info, _ := json.Marshal(thingInfo{DeviceID: s.DeviceID, TenantID: s.TenantID, PolicyID: s.PolicyID})
 
 	clientID := s.ClientID
@@ -274,7 +276,7 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		}
 	}
 	cmdFilter := hono.RequestFilter
-	if s.Generic {
+	if generic {
 		cmdFilter = "command/" + s.TenantID + "/" + s.DeviceID + "/+/req/#"
 	}
 	handler := func(ctx context.Context, m mqtt.Message) { c.onCommand(ctx, rt, m) }
@@ -291,10 +293,11 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		}
 		hub := mqtt.New(opts)
 		_ = hub.Subscribe(ctx, cmdFilter, 0, handler)
-		if !s.Generic {
-			for _, f := range c.subs.Filters() {
-				_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
-			}
+		if generic {
+			return hub // no mirroring of local command subscriptions
+		}
+		for _, f := range c.subs.Filters() {
+			_ = hub.Subscribe(ctx, f, 0, func(context.Context, mqtt.Message) {})
 		}
 		c.mu.Lock()
 		c.hub = hub
@@ -316,7 +319,8 @@ func (c *Connector) launch(ctx context.Context, relaunch bool) {
 		c.corr.Clear()
 	}()
 
-	c.log.Info("connecting to the hub", "address", s.Address, "deviceId", s.DeviceID, "tenantId", s.TenantID, "clientId", clientID)
+	c.log.Info("connecting to the hub", "address", s.Address, "deviceId", s.DeviceID, "tenantId", s.TenantID,
+		"clientId", clientID, "generic", generic)
 	bo := &uplink.Backoff{Env: c.o.Env.Env}
 	authFails := 0
 	for {

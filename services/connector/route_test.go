@@ -91,3 +91,34 @@ func TestCommandToLocal(t *testing.T) {
 		}
 	}
 }
+
+// Generic mode is the generic setting, or an AWS IoT Core address whatever
+// that setting says (reference §2.5, upstream's plain host name suffix).
+func TestGenericMode(t *testing.T) {
+	tests := []struct {
+		address string
+		generic bool
+		want    bool
+	}{
+		{"mqtts://mqtt.bosch-iot-hub.com:8883", false, false},
+		{"mqtts://mqtt.bosch-iot-hub.com:8883", true, true},
+		{"mqtts://a1b2c3-ats.iot.eu-west-1.amazonaws.com:8883", false, true},
+		{"mqtts://a1b2c3-ats.iot.eu-west-1.amazonaws.com:8883", true, true},
+		{"ssl://a1b2c3-ats.iot.eu-west-1.amazonaws.com", false, true},
+		{"tcp://amazonaws.com:1883", false, true},
+		{"tcp://notamazonaws.com:1883", false, true}, // upstream: no dot boundary
+		{"tcp://127.0.0.1:1883", false, false},
+		{"tcp://amazonaws.com.example.org:1883", false, false},
+		{"tcp://example.org:1883/amazonaws.com", false, false}, // the path does not count
+		{"tcp://AMAZONAWS.COM:1883", false, false},             // upstream compares as written
+		{"", false, false},
+		{"%zz", false, false}, // not a URL
+		{"%zz", true, true},
+	}
+	for _, tt := range tests {
+		s := Settings{Address: tt.address, Generic: tt.generic}
+		if got := s.GenericMode(); got != tt.want {
+			t.Errorf("Settings{Address: %q, Generic: %v}.GenericMode() = %v, want %v", tt.address, tt.generic, got, tt.want)
+		}
+	}
+}
