@@ -41,7 +41,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	if version {
-		fmt.Fprintln(env.Stdout, "aws-connector (kanto)")
+		fmt.Fprintln(env.Stdout, "aws-connector (kanto)", env.Version)
 		return nil
 	}
 	if err := s.Validate(); err != nil {

@@ -58,7 +58,7 @@ var errVersion = errors.New("version requested")
 func Main(ctx context.Context, env *cli.Env, args []string) error {
 	s, reapply, err := LoadSettings(env, args)
 	if errors.Is(err, errVersion) {
-		fmt.Fprintln(env.Stdout, "suite-connector (kanto)")
+		fmt.Fprintln(env.Stdout, "suite-connector (kanto)", env.Version)
 		return nil
 	}
 	if err != nil {

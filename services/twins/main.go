@@ -57,7 +57,7 @@ func LoadSettings(env *cli.Env, args []string) (Settings, error) {
 func Main(ctx context.Context, env *cli.Env, args []string) error {
 	s, err := LoadSettings(env, args)
 	if errors.Is(err, errVersion) {
-		fmt.Fprintln(env.Stdout, "local-digital-twins (kanto)")
+		fmt.Fprintln(env.Stdout, "local-digital-twins (kanto)", env.Version)
 		return nil
 	}
 	if err != nil {

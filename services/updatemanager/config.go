@@ -78,6 +78,9 @@ type Connection struct {
 
 // Config is upstream's configuration (UM:config), plus Database.
 type Config struct {
+	// Version is the build's, reported for the manager's own inventory
+	// node (not a config key).
+	Version                string                  `json:"-"`
 	Domain                 string                  `json:"domain"`
 	ThingsEnabled          bool                    `json:"thingsEnabled"`
 	Agents                 map[string]*AgentConfig `json:"agents"`

@@ -1,14 +1,12 @@
 package updatemanager
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
 	"github.com/kantofw/kanto/services/internal/updateapi"
 )
-
-// Version is reported as the version of the update manager's own node.
-var Version = "dev"
 
 func (m *Manager) onCurrentState(domain string, payload []byte) {
 	if m.cfg.Agents[domain] == nil {
@@ -97,7 +95,7 @@ func (m *Manager) finishRefresh(activityID string) {
 func (m *Manager) inventory() updateapi.Inventory {
 	rootID := m.cfg.Domain + "-update-manager"
 	out := updateapi.Inventory{SoftwareNodes: []updateapi.SoftwareNode{{
-		ID: rootID, Version: Version, Name: "Update Manager", Type: updateapi.TypeApplication,
+		ID: rootID, Version: cmp.Or(m.cfg.Version, "dev"), Name: "Update Manager", Type: updateapi.TypeApplication,
 	}}}
 	for _, n := range m.cfg.agentNames() {
 		di := m.inv[n]

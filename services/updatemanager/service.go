@@ -12,6 +12,7 @@
 package updatemanager
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -53,8 +54,9 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	case err != nil:
 		return fmt.Errorf("%w: %w", err, cli.ErrUsage)
 	}
+	cfg.Version = cmp.Or(env.Version, "dev")
 	if version {
-		fmt.Fprintln(env.Stdout, Version)
+		fmt.Fprintln(env.Stdout, cfg.Version)
 		return nil
 	}
 	log, closer, err := logging.New(cfg.Log, "update-manager", env.Stderr)

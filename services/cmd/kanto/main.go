@@ -21,11 +21,13 @@ var version = "dev"
 func main() {
 	ctx, stop := lifecycle.SignalContext(context.Background(), os.Stderr)
 	defer stop()
-	os.Exit(run(ctx, os.Args))
+	os.Exit(run(ctx, os.Args, &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
 }
 
-func run(ctx context.Context, argv []string) int {
-	env := &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+// run dispatches argv (argv[0] is the name the binary was called by) with
+// env's streams.
+func run(ctx context.Context, argv []string, env *cli.Env) int {
+	env.Version = version
 	name := filepath.Base(argv[0])
 	args := argv[1:]
 	if _, ok := commands[name]; !ok {

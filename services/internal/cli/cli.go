@@ -23,6 +23,9 @@ type Env struct {
 	Stderr io.Writer
 	// Getenv reads the environment; tests replace it.
 	Getenv func(string) string
+	// Version is the build's version (kanto's -X main.version), printed by
+	// the services' -version flags.
+	Version string
 }
 
 // ErrUsage marks a command line the command cannot run with. main exits 2.
