@@ -538,3 +538,70 @@ func TestGenericModeRouting(t *testing.T) {
 		t.Fatal("no generic command response on the hub")
 	}
 }
+
+// Acceptance case 5, the status part: losing the hub publishes
+// CONNECTION_ERROR (a connection loss for a reason other than bad
+// credentials, reference §1.3); once it is back, the retained status is
+// connected:true again and the thing info is announced afresh.
+func TestReconnectAnnounces(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.settings["policyId"] = "ns:policy"
+	replies := w.record("edge/thing/response")
+	w.start()
+	i := w.awaitCause(0, "connected")
+	replies.await(t, "the announcement on connect", func(ms []mqtt.Message) bool { return len(ms) > 0 })
+
+	w.adapter.Cut()
+	i = w.awaitCause(i, "CONNECTION_ERROR")
+	if s := retainedStatus(t, w); s.Connected || s.Cause != "CONNECTION_ERROR" || s.Timestamp == 0 {
+		t.Errorf("retained status while cut: %+v, want CONNECTION_ERROR with a timestamp", s)
+	}
+	// Nothing connects while the hub is cut, so no announcement can come
+	// until it is restored: any later one is fresh.
+	n := len(replies.all())
+
+	w.adapter.Restore()
+	w.awaitCause(i, "connected")
+	got := replies.await(t, "a fresh announcement after the reconnect", func(ms []mqtt.Message) bool { return len(ms) > n })
+	want := `{"deviceId":"ns:gw","tenantId":"T","policyId":"ns:policy"}`
+	if p := string(got[n].Payload); p != want {
+		t.Errorf("announcement %s, want %s", p, want)
+	}
+	if s := retainedStatus(t, w); !s.Connected || s.Cause != "" {
+		t.Errorf("retained status after the reconnect: %+v, want connected:true", s)
+	}
+}
+
+// retainedStatus is what a client subscribing now gets on the status topic.
+func retainedStatus(t *testing.T, w *world) statusMsg {
+	t.Helper()
+	ctx := ctxT(t)
+	late := mqtt.New(mqtt.Options{URL: w.local.URL(), ClientID: "late-" + strconv.FormatInt(time.Now().UnixNano(), 36), CleanSession: true})
+	if err := late.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	got := make(chan mqtt.Message, 1)
+	if err := late.Subscribe(ctx, connectorStatus, 1, func(_ ctxType, m mqtt.Message) {
+		select {
+		case got <- m:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if !m.Retained {
+			t.Errorf("status %s is not retained", m.Payload)
+		}
+		var s statusMsg
+		if err := json.Unmarshal(m.Payload, &s); err != nil {
+			t.Fatalf("status %s: %v", m.Payload, err)
+		}
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retained status")
+		return statusMsg{}
+	}
+}
