@@ -236,6 +236,7 @@ func TestSyncAfterOutage(t *testing.T) {
 		"a": map[string]any{"properties": map[string]any{"v": 1}, "desiredProperties": map[string]any{"v": 1}},
 		"b": map[string]any{"properties": map[string]any{"v": 1}},
 		"c": map[string]any{"properties": map[string]any{"v": 1}},
+		"d": map[string]any{"properties": map[string]any{"v": 1}, "desiredProperties": map[string]any{"on": true}},
 	}}, "init"))
 	w.publish("event/T/ns:gw:child", cmd("ns:gw:child", "modify", "/features/x", map[string]any{}, "child"))
 	w.hubSaw("the initial thing", func(e envelope) bool { return e.Headers["correlation-id"] == "init" })
@@ -259,14 +260,15 @@ func TestSyncAfterOutage(t *testing.T) {
 	w.events.AwaitTopic(t, 0, "command///req//retrieve-response", withCorr("fence"))
 
 	// The cloud answers the sync's retrieve with a desired value changed
-	// while the device was offline.
+	// while the device was offline, and without d's desired properties
+	// (removed in the cloud meanwhile).
 	desired := w.events // local desired change arrives as an event
 	w.adapter.Restore()
 	w.status.AwaitTopic(t, idx, "#", kantotest.StatusIs("connected"))
 	retrieve := w.hubSaw("the desired-properties retrieve", func(e envelope) bool {
 		return strings.HasSuffix(e.Topic, "/commands/retrieve") && e.Fields != ""
 	})
-	if retrieve.Fields != "features(a/desiredProperties,b/desiredProperties)" || retrieve.Headers["reply-to"] != "command/T" {
+	if retrieve.Fields != "features(a/desiredProperties,b/desiredProperties,d/desiredProperties)" || retrieve.Headers["reply-to"] != "command/T" {
 		t.Errorf("retrieve fields %q reply-to %v", retrieve.Fields, retrieve.Headers["reply-to"])
 	}
 	answer, _ := json.Marshal(map[string]any{"topic": "ns/gw/things/twin/commands/retrieve", "path": "/", "status": 200,
@@ -280,6 +282,20 @@ func TestSyncAfterOutage(t *testing.T) {
 	})
 	if v := parse(ev.Payload).Value.(map[string]any)["v"]; fmt.Sprint(v) != "9" {
 		t.Errorf("local desired after sync: %s", ev.Payload)
+	}
+	// Desired properties the cloud no longer has are removed locally, and
+	// local apps hear of it as upstream tells them: a "modified" event
+	// with a null value (not "deleted").
+	ev, _ = desired.AwaitTopic(t, 0, "command///req//modified", func(p []byte) bool {
+		return parse(p).Path == "/features/d/desiredProperties"
+	})
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(ev.Payload, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if e := parse(ev.Payload); e.Topic != "ns/gw/things/twin/events/modified" || string(raw["value"]) != "null" ||
+		e.Headers["content-type"] != "application/vnd.eclipse.ditto+json" || e.Headers["response-required"] != false || e.Revision == 0 {
+		t.Errorf("event for desired properties gone from the cloud: %s", ev.Payload)
 	}
 	w.hubSaw("a's reported properties only", func(e envelope) bool {
 		return e.Path == "/features/a/properties" && strings.HasSuffix(e.Topic, "/modify") && fmt.Sprint(e.Value.(map[string]any)["v"]) == "2"
@@ -310,11 +326,22 @@ func TestSyncAfterOutage(t *testing.T) {
 			t.Fatalf("telemetry %d: %s %s, want %s", i, m.Topic, m.Payload, want)
 		}
 	}
-	// The local thing really lost c, and the child is gone.
+	// The local thing really lost c and d's desired properties, the
+	// child is gone, and no "deleted" event went out for d.
+	w.publish("e", cmd(deviceID, "retrieve", "/features/d", nil, "rd"))
+	resp, _ := w.events.AwaitTopic(t, 0, "command///req//retrieve-response", withCorr("rd"))
+	if d, _ := parse(resp.Payload).Value.(map[string]any); d == nil || d["desiredProperties"] != nil || d["properties"] == nil {
+		t.Errorf("local d after sync: %s", resp.Payload)
+	}
+	for _, m := range w.events.All() {
+		if m.Topic == "command///req//deleted" && strings.HasSuffix(parse(m.Payload).Path, "/desiredProperties") {
+			t.Errorf("unexpected local event %s: %s", m.Topic, m.Payload)
+		}
+	}
 	w.publish("e", cmd(deviceID, "retrieve", "/features/c", nil, "r1"))
 	w.events.AwaitTopic(t, 0, "command///req//errors-response", withCorr("r1"))
 	w.publish("event/T/ns:gw:child", cmd("ns:gw:child", "retrieve", "/", nil, "r2"))
-	resp, _ := w.events.AwaitTopic(t, 0, "command//ns:gw:child/req//errors-response", withCorr("r2"))
+	resp, _ = w.events.AwaitTopic(t, 0, "command//ns:gw:child/req//errors-response", withCorr("r2"))
 	if e := parse(resp.Payload); e.Value.(map[string]any)["error"] != "things:thing.notfound" {
 		t.Errorf("deleted child thing: %s", resp.Payload)
 	}

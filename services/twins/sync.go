@@ -277,8 +277,7 @@ func (s *Service) applyDesired(ctx context.Context, id string, resp *ditto.Envel
 	cloud, _ := cloudFs.(map[string]any)
 	type change struct {
 		feature string
-		value   any
-		removed bool
+		value   any // nil when the cloud has none: the event carries "value":null
 	}
 	var changes []change
 	var rec *record
@@ -297,15 +296,18 @@ func (s *Service) applyDesired(ctx context.Context, id string, resp *ditto.Envel
 			has := false
 			if cf, ok := cloud[f].(map[string]any); ok {
 				want, has = cf["desiredProperties"]
+				has = has && want != nil // null is none, as upstream reads it
 			}
 			old, hadOld := feat["desiredProperties"]
 			switch {
 			case has && (!hadOld || !equalJSON(old, want)):
 				feat["desiredProperties"] = want
 				changes = append(changes, change{feature: f, value: want})
-			case !has && hadOld:
+			case !has && hadOld && !isEmptyObject(old):
+				// Upstream sets the feature's desired properties to nil
+				// (an empty object counts as none and is left alone).
 				delete(feat, "desiredProperties")
-				changes = append(changes, change{feature: f, removed: true})
+				changes = append(changes, change{feature: f})
 			}
 		}
 		if len(changes) == 0 {
@@ -323,17 +325,20 @@ func (s *Service) applyDesired(ctx context.Context, id string, resp *ditto.Envel
 		return
 	}
 	ns, name, _ := strings.Cut(id, ":")
+	// Upstream (§3.5 of the reference) announces every change, removals
+	// included, as "modified" with the new desired properties as value,
+	// which is null for a removal; local apps watch for that event alone.
+	t := ditto.Topic{Namespace: ns, Name: name, Group: "things", Channel: "twin", Criterion: "events", Action: "modified"}
 	for _, c := range changes {
-		action, value := "modified", marshal(c.value)
-		if c.removed {
-			action, value = "deleted", nil
-		}
-		t := ditto.Topic{Namespace: ns, Name: name, Group: "things", Channel: "twin", Criterion: "events", Action: action}
-		ev := &ditto.Envelope{Topic: t.String(), Path: "/features/" + c.feature + "/desiredProperties", Value: value,
-			Revision: rec.Revision, Timestamp: rec.Timestamp, Headers: ditto.Headers{"response-required": false}}
-		if !c.removed {
-			ev.Headers["content-type"] = ditto.ContentTypeDitto
-		}
-		s.publishLocal(ctx, id, ev, action)
+		ev := &ditto.Envelope{Topic: t.String(), Path: "/features/" + c.feature + "/desiredProperties", Value: marshal(c.value),
+			Revision: rec.Revision, Timestamp: rec.Timestamp,
+			Headers: ditto.Headers{"response-required": false, "content-type": ditto.ContentTypeDitto}}
+		s.publishLocal(ctx, id, ev, t.Action)
 	}
+}
+
+// isEmptyObject tells whether v is the JSON object {}.
+func isEmptyObject(v any) bool {
+	m, ok := v.(map[string]any)
+	return ok && len(m) == 0
 }
