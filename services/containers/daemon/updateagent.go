@@ -48,7 +48,8 @@ func startUpdateAgent(ctx context.Context, cfg Config, log *slog.Logger) (func()
 		return nil, err
 	}
 	agent := cua.NewAgent(ctrsvc.NewContainersClient(conn), cua.Options{
-		Domain: cfg.UpdateAgt.Domain, SystemContainers: cfg.UpdateAgt.SystemContainers, Version: Version,
+		Domain: cfg.UpdateAgt.Domain, SystemContainers: cfg.UpdateAgt.SystemContainers,
+		VerboseInventory: cfg.UpdateAgt.VerboseInventoryReport, Version: Version,
 		MQTT: mqtt.Options{
 			URL: cc.BrokerURL, ClientID: fmt.Sprintf("containers-update-agent-%d", os.Getpid()),
 			Username: cc.ClientUsername, Password: cc.ClientPassword, TLS: tlsCfg,

@@ -11,10 +11,12 @@ import (
 
 // Options are what the container management daemon passes when its
 // update_agent.enable is set (keys update_agent.domain,
-// update_agent.system_containers, connection.broker_url).
+// update_agent.system_containers, update_agent.verbose_inventory_report,
+// connection.broker_url).
 type Options struct {
 	Domain           string // default "containers"
 	SystemContainers []string
+	VerboseInventory bool // report default container parameters too
 	Version          string
 	MQTT             mqtt.Options
 	DB               *store.DB // persists the running operation; may be nil
@@ -31,6 +33,6 @@ func NewAgent(api ctrsvc.ContainersClient, o Options) *updateagent.Agent {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Domain{Name: o.Domain, API: api, SystemContainers: o.SystemContainers, Version: o.Version, Log: o.Log}
+	d := &Domain{Name: o.Domain, API: api, SystemContainers: o.SystemContainers, VerboseInventory: o.VerboseInventory, Version: o.Version, Log: o.Log}
 	return updateagent.New(updateagent.Options{Domain: o.Domain, MQTT: o.MQTT, DB: o.DB, Log: o.Log}, d)
 }

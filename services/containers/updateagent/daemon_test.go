@@ -30,51 +30,56 @@ import (
 	"github.com/kantofw/kanto/services/updatemanager"
 )
 
-// One containerd and one kanto binary for the package; each test runs its
-// own container-management daemon (a real process) on its own bridge.
+// One containerd and one kanto binary for the package, set up by the first
+// test that needs a daemon; each such test runs its own container-management
+// daemon (a real process) on its own bridge. The unit tests of the package
+// (container, parameters) need none of it.
 var env struct {
-	skip, setupErr error
-	dir            string
-	containerd     *cmtest.Containerd
-	kanto          string
-	archive        string
+	once       sync.Once
+	setupErr   error
+	dir        string
+	containerd *cmtest.Containerd
+	kanto      string
+	archive    string
 }
 
 const testImage = "docker.io/library/kua-busybox:test"
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		if os.Geteuid() != 0 {
-			env.skip = fmt.Errorf("needs root")
-			return m.Run()
-		}
+	code := m.Run()
+	if env.containerd != nil {
+		env.containerd.Stop()
+	}
+	if env.dir != "" {
+		os.RemoveAll(env.dir)
+	}
+	os.Exit(code)
+}
+
+// setup builds kanto, writes the test image and starts containerd, once.
+func setup() error {
+	env.once.Do(func() {
 		dir, err := os.MkdirTemp("", "kua")
 		if err != nil {
 			env.setupErr = err
-			return m.Run()
+			return
 		}
 		env.dir = dir
-		defer os.RemoveAll(dir)
 		if env.kanto, env.setupErr = cmtest.BuildKanto(dir); env.setupErr != nil {
-			return m.Run()
+			return
 		}
 		img, err := cmtest.BusyboxImage("sh")
 		if err != nil {
 			env.setupErr = err
-			return m.Run()
+			return
 		}
 		env.archive = filepath.Join(dir, "busybox.tar")
 		if env.setupErr = img.WriteOCIArchive(env.archive, testImage); env.setupErr != nil {
-			return m.Run()
+			return
 		}
 		env.containerd, env.setupErr = cmtest.StartContainerd(filepath.Join(dir, "ctrd"))
-		if env.setupErr != nil {
-			return m.Run()
-		}
-		defer env.containerd.Stop()
-		return m.Run()
-	}()
-	os.Exit(code)
+	})
+	return env.setupErr
 }
 
 var bridgeN struct {
@@ -85,12 +90,9 @@ var bridgeN struct {
 // daemon starts a container-management daemon with the test image.
 func daemon(t testing.TB) ctrsvc.ContainersClient {
 	t.Helper()
-	cmtest.Requirements(t)
-	if env.skip != nil {
-		t.Skip(env.skip)
-	}
-	if env.setupErr != nil {
-		t.Fatal(env.setupErr)
+	cmtest.Requirements(t) // skips (fails under CI=true) unless root with the tools
+	if err := setup(); err != nil {
+		t.Fatal(err)
 	}
 	bridgeN.Lock()
 	bridgeN.n++

@@ -7,9 +7,13 @@
 //     without an image config key the image is "<id>:<version>";
 //   - config keys: image, env and cmd (repeatable, cmd ordered), port,
 //     device, mount (repeatable), privileged, terminal, interactive,
-//     network, restartPolicy, restartMaxRetries, restartTimeout (seconds),
-//     memory, memoryReservation, memorySwap; bad port, device or mount
-//     strings are skipped with a warning, as upstream;
+//     network, restartPolicy, restartMaxRetries and restartTimeout
+//     (seconds; both on-failure only), logDriver, logMaxFiles, logMaxSize,
+//     logPath, logMode, logMaxBufferSize, memory, memoryReservation,
+//     memorySwap; bad port, device or mount strings and bad booleans or
+//     logMaxFiles are skipped with a warning, as upstream;
+//   - the current state has one node per container whose parameters are
+//     the same keys plus the runtime state (inventory.go);
 //   - a container not in the desired state is destroyed unless it is a
 //     system container (domain config key systemContainers overrides the
 //     configured list).
@@ -65,6 +69,9 @@ type Domain struct {
 	API              Containers
 	SystemContainers []string
 	Version          string // of the agent node
+	// VerboseInventory reports every container parameter in the current
+	// state, defaults included (update_agent.verbose_inventory_report).
+	VerboseInventory bool
 	Log              *slog.Logger
 }
 
@@ -116,29 +123,6 @@ func (d *Domain) list(ctx context.Context) ([]*pb.Container, error) {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	return r.Containers, nil
-}
-
-// CurrentState lists the containers under the agent node.
-func (d *Domain) CurrentState(ctx context.Context) (updateapi.Inventory, error) {
-	cs, err := d.list(ctx)
-	if err != nil {
-		return updateapi.Inventory{}, err
-	}
-	root := d.Name + "-update-agent"
-	inv := updateapi.Inventory{SoftwareNodes: []updateapi.SoftwareNode{{ID: root, Version: d.Version,
-		Name: "Eclipse Kanto Containers Update Agent", Type: updateapi.TypeApplication, Parameters: []updateapi.KeyValue{{Key: "domain", Value: d.Name}}}}}
-	slices.SortFunc(cs, func(a, b *pb.Container) int { return strings.Compare(a.Name, b.Name) })
-	for _, c := range cs {
-		id := d.Name + ":" + c.Name
-		params := []updateapi.KeyValue{{Key: "image", Value: c.GetImage().GetName()}}
-		if s := c.GetState().GetStatus(); s != "" {
-			params = append(params, updateapi.KeyValue{Key: "status", Value: s})
-		}
-		inv.SoftwareNodes = append(inv.SoftwareNodes, updateapi.SoftwareNode{ID: id, Version: imageVersion(c.GetImage().GetName()),
-			Type: updateapi.TypeContainer, Parameters: params})
-		inv.Associations = append(inv.Associations, updateapi.Association{SourceID: root, TargetID: id})
-	}
-	return inv, nil
 }
 
 // imageVersion is the tag or digest of an image reference, else "n/a".
@@ -226,68 +210,96 @@ func (d *Domain) Identify(ctx context.Context, op *updateagent.Operation) error 
 	return nil
 }
 
-// container builds the desired container of a component.
+// container builds the desired container of a component. Like upstream,
+// the restart counters apply to on-failure only and a bad boolean or
+// logMaxFiles is skipped with a warning (leaving the default); unlike
+// upstream, a bad restart counter fails the component rather than becoming 0.
 func (d *Domain) container(comp updateapi.Component) (*model.Container, error) {
 	c := &model.Container{Name: comp.ID, HostConfig: &model.HostConfig{}, IOConfig: &model.IOConfig{}, Config: &model.ContainerConfiguration{}}
 	h := c.HostConfig
 	rp := &model.RestartPolicy{}
 	var mem model.Resources
+	var logDriver model.LogDriverConfiguration
+	var logMode model.LogModeConfiguration
+	boolean := func(k, v string) bool {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			d.Log.Warn("skipping boolean", "container", comp.ID, "key", k, "value", v)
+		}
+		return b
+	}
 	for _, kv := range comp.Config {
 		v := kv.Value
 		switch kv.Key {
-		case "image":
+		case keyImage:
 			c.Image.Name = v
-		case "env":
+		case keyEnv:
 			c.Config.Env = append(c.Config.Env, v)
-		case "cmd":
+		case keyCmd:
 			c.Config.Cmd = append(c.Config.Cmd, v)
-		case "port":
+		case keyPort:
 			if p, err := model.ParsePort(v); err == nil {
 				h.PortMappings = append(h.PortMappings, p)
 			} else {
 				d.Log.Warn("skipping port", "container", comp.ID, "value", v, "err", err)
 			}
-		case "device":
+		case keyDevice:
 			if p, err := model.ParseDevice(v); err == nil {
 				h.Devices = append(h.Devices, p)
 			} else {
 				d.Log.Warn("skipping device", "container", comp.ID, "value", v, "err", err)
 			}
-		case "mount":
+		case keyMount:
 			if p, err := model.ParseMount(v); err == nil {
 				c.Mounts = append(c.Mounts, p)
 			} else {
 				d.Log.Warn("skipping mount", "container", comp.ID, "value", v, "err", err)
 			}
-		case "host":
+		case keyHost:
 			h.ExtraHosts = append(h.ExtraHosts, v)
-		case "privileged":
-			h.Privileged = v == "true"
-		case "terminal":
-			c.IOConfig.Tty = v == "true"
-		case "interactive":
-			c.IOConfig.OpenStdin = v == "true"
-		case "network":
+		case keyPrivileged:
+			h.Privileged = boolean(kv.Key, v)
+		case keyTerminal:
+			c.IOConfig.Tty = boolean(kv.Key, v)
+		case keyInteractive:
+			c.IOConfig.OpenStdin = boolean(kv.Key, v)
+		case keyNetwork:
 			h.NetworkMode = v
-		case "restartPolicy":
+		case keyRestartPolicy:
 			rp.Type = v
-		case "restartMaxRetries":
+		case keyRestartMaxRetries:
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return nil, fmt.Errorf("container %s: restartMaxRetries %q: %w", comp.ID, v, ErrComponent)
 			}
 			rp.MaximumRetryCount = n
-		case "restartTimeout":
+		case keyRestartTimeout:
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return nil, fmt.Errorf("container %s: restartTimeout %q: %w", comp.ID, v, ErrComponent)
 			}
 			rp.RetryTimeout = time.Duration(n) * time.Second
-		case "memory":
+		case keyLogDriver:
+			logDriver.Type = v
+		case keyLogMaxFiles:
+			if n, err := strconv.Atoi(v); err == nil {
+				logDriver.MaxFiles = n
+			} else {
+				d.Log.Warn("skipping logMaxFiles", "container", comp.ID, "value", v)
+			}
+		case keyLogMaxSize:
+			logDriver.MaxSize = v
+		case keyLogPath:
+			logDriver.RootDir = v
+		case keyLogMode:
+			logMode.Mode = v
+		case keyLogMaxBufferSize:
+			logMode.MaxBufferSize = v
+		case keyMemory:
 			mem.Memory = v
-		case "memoryReservation":
+		case keyMemoryReservation:
 			mem.MemoryReservation = v
-		case "memorySwap":
+		case keyMemorySwap:
 			mem.MemorySwap = v
 		}
 	}
@@ -298,8 +310,14 @@ func (d *Domain) container(comp updateapi.Component) (*model.Container, error) {
 		c.Image.Name = comp.ID + ":" + comp.Version
 	}
 	if rp.Type != "" {
+		if rp.Type != model.RestartOnFailure {
+			rp.MaximumRetryCount, rp.RetryTimeout = 0, 0
+		}
 		h.RestartPolicy = rp
 	}
+	// FillDefaults completes what the keys leave out (json-file, 2 files of
+	// 100M, blocking; a 1M buffer when non-blocking).
+	h.LogConfig = &model.LogConfiguration{DriverConfig: &logDriver, ModeConfig: &logMode}
 	if mem != (model.Resources{}) {
 		h.Resources = &mem
 	}
