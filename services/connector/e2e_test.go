@@ -605,3 +605,30 @@ func retainedStatus(t *testing.T, w *world) statusMsg {
 		return statusMsg{}
 	}
 }
+
+// TRACE_TOPIC_PREFIX and MQTT_LOG_LEVEL reach the running service.
+func TestTraceAndMQTTLogEnv(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.settings["logLevel"] = "DEBUG"
+	w.env = append(w.env, "TRACE_TOPIC_PREFIX=e,command//", "MQTT_LOG_LEVEL=DEBUG")
+	w.start()
+	w.awaitCause(0, "connected")
+	w.publish("e", []byte(`{ "traced" : true }`), 1)
+	w.publish("t", []byte(`{"untraced":true}`), 1)
+	if _, err := w.nb.Await(ctxT(t), "telemetry/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.nb.Await(ctxT(t), "event/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	log := w.logBuf.String()
+	if !strings.Contains(log, `msg=trace service=suite-connector topic=e payload="{\"traced\":true}"`) {
+		t.Error("no trace line for the event")
+	}
+	if strings.Contains(log, "untraced") {
+		t.Error("telemetry was traced; only e and command// were asked for")
+	}
+	if !strings.Contains(log, "component=paho") {
+		t.Error("no MQTT library log lines")
+	}
+}

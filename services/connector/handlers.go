@@ -18,6 +18,7 @@ import (
 // onLocal takes an event, telemetry or command response from a local app.
 // It is acknowledged to the broker once it is on disk.
 func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
+	c.trace(m.Topic, m.Payload)
 	if cmd, err := hono.ParseCommand(m.Topic); err == nil && cmd.Response {
 		env, err := ditto.Parse(m.Payload)
 		if err != nil {
@@ -87,6 +88,7 @@ func (r *rateLimited) PublishAsync(m mqtt.Message) <-chan error {
 // onCommand takes a command request from the hub and hands it to local apps
 // on its topic and on the short form.
 func (c *Connector) onCommand(ctx context.Context, rt routes, m mqtt.Message) {
+	c.trace(m.Topic, m.Payload)
 	env, err := ditto.Parse(m.Payload)
 	if err != nil {
 		c.log.Warn("command dropped: not a Ditto envelope", "topic", m.Topic, "err", err)
@@ -120,7 +122,10 @@ func (c *Connector) onCommand(ctx context.Context, rt routes, m mqtt.Message) {
 
 // onThingRequest answers edge/thing/request. Unlike upstream it answers
 // while the hub is offline too, once the settings are known.
-func (c *Connector) onThingRequest(ctx context.Context, _ mqtt.Message) { c.announce(ctx) }
+func (c *Connector) onThingRequest(ctx context.Context, m mqtt.Message) {
+	c.trace(m.Topic, m.Payload)
+	c.announce(ctx)
+}
 
 func (c *Connector) announce(ctx context.Context) {
 	c.mu.Lock()

@@ -76,6 +76,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
+	defer setupMQTTLog(e.MQTTLogLevel, log)()
 	c := New(Options{Settings: s, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)})
 	log.Info("suite connector starting", "localAddress", s.LocalAddress, "address", s.Address)
 	return c.Run(ctx)

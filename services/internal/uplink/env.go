@@ -6,6 +6,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,14 @@ type Env struct {
 	PublishAckTimeout time.Duration
 	// AnnounceDelay is HUB_PARAMS_ANNOUNCE_TIMEOUT (LDT, 5 s).
 	AnnounceDelay time.Duration
+	// TracePrefixes is TRACE_TOPIC_PREFIX split on commas, as upstream
+	// (no trimming; an empty item matches every topic): the payloads of
+	// handled messages whose topic starts with one of them are logged at
+	// DEBUG. Nil when unset.
+	TracePrefixes []string
+	// MQTTLogLevel is MQTT_LOG_LEVEL as given: when set, the MQTT library's
+	// own log is switched on at that level (logging.ParseLevel names).
+	MQTTLogLevel string
 }
 
 // ReadEnv reads the overrides; invalid numbers are errors naming the variable.
@@ -34,6 +43,10 @@ func ReadEnv(getenv func(string) string) (Env, error) {
 		BackoffInit: 60 * time.Second, BackoffMax: 240 * time.Second, BackoffMul: 2,
 		AuthRetries: 5, PublishAckTimeout: 15 * time.Second, AnnounceDelay: 5 * time.Second,
 	}
+	if v := getenv("TRACE_TOPIC_PREFIX"); v != "" {
+		e.TracePrefixes = strings.Split(v, ",")
+	}
+	e.MQTTLogLevel = getenv("MQTT_LOG_LEVEL")
 	if v := getenv("LOCAL_CLIENTID"); v != "" {
 		e.LocalClientID = v
 	}
