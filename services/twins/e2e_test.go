@@ -133,12 +133,15 @@ func (w *world) hubSaw(what string, pred func(envelope) bool) envelope {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
-		for _, m := range w.nb.Messages("event/#") {
+		// One snapshot: a message arriving between two reads of the list
+		// would otherwise be skipped and waited for in vain.
+		all := w.nb.Messages("event/#")
+		for _, m := range all {
 			if e := parse(m.Payload); pred(e) {
 				return e
 			}
 		}
-		if _, err := w.nb.Await(ctx, "event/#", len(w.nb.Messages("event/#"))+1); err != nil {
+		if _, err := w.nb.Await(ctx, "event/#", len(all)+1); err != nil {
 			var got []string
 			for _, m := range w.nb.Messages("event/#") {
 				got = append(got, m.Topic+" "+string(m.Payload))
