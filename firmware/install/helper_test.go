@@ -14,10 +14,12 @@ import (
 // TestHelperInstall installs $KANTO_BUNDLE with $KANTO_SLOTS and
 // $KANTO_KEYRING when KANTO_INSTALL_HELPER=1. bench/fw-install.sh runs the
 // test binary this way to measure the installer's peak RSS without the
-// start-up cost of every service linked into the kanto binary.
+// start-up cost of every service linked into the kanto binary, and
+// TestInstallMemoryBounded runs it with the bundle on a pipe
+// (KANTO_BUNDLE=/dev/stdin).
 func TestHelperInstall(t *testing.T) {
 	if os.Getenv("KANTO_INSTALL_HELPER") != "1" {
-		t.Skip("helper for bench/fw-install.sh")
+		t.Skip("helper for bench/fw-install.sh and TestInstallMemoryBounded")
 	}
 	slots, err := slot.Load(os.Getenv("KANTO_SLOTS"))
 	if err != nil {
