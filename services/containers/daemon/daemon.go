@@ -22,6 +22,7 @@ import (
 	"github.com/kantofw/kanto/services/containers/ctrd"
 	"github.com/kantofw/kanto/services/containers/metrics"
 	"github.com/kantofw/kanto/services/containers/mgr"
+	"github.com/kantofw/kanto/services/containers/model"
 	"github.com/kantofw/kanto/services/containers/network"
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
@@ -210,7 +211,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		srv.Stop()
 	}
+	// The bridge and the empty top-level port chains go with the daemon
+	// when no container uses them; bridged containers that keep running
+	// (live restore) keep them.
+	if !bridgeInUse(m.List()) {
+		if err := nm.Cleanup(); err != nil {
+			log.Warn("network cleanup", "err", err)
+		}
+	}
 	return nil
+}
+
+// bridgeInUse reports whether a container is attached to the bridge: in
+// bridge mode and with a network namespace (running, paused, restarting).
+func bridgeInUse(cs []*model.Container) bool {
+	for _, c := range cs {
+		if c.HostConfig == nil || c.HostConfig.NetworkMode != model.NetworkBridge || c.State == nil {
+			continue
+		}
+		if c.State.Running || c.State.Paused || c.State.Restarting {
+			return true
+		}
+	}
+	return false
 }
 
 // lockExecRoot takes the single-instance lock, as upstream.

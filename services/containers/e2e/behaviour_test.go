@@ -227,6 +227,24 @@ func TestPortPublishing(t *testing.T) {
 		r.Body.Close()
 		t.Errorf("port still published after remove")
 	}
+	// With no container attached, stopping the daemon takes the bridge and
+	// our port rules away.
+	gw := c.NetworkSettings.Networks["bridge"].Gateway
+	d.Stop()
+	addrs, err := exec.Command("ip", "-o", "addr", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gw == "" || strings.Contains(string(addrs), " "+gw+"/") {
+		t.Errorf("bridge with gateway %q still there after the daemon stopped:\n%s", gw, addrs)
+	}
+	nat, err := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(nat), fmt.Sprintf("--dport %d ", port)) {
+		t.Errorf("a NAT rule for port %d is left:\n%s", port, nat)
+	}
 }
 
 func TestHostNetwork(t *testing.T) {
