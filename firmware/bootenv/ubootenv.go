@@ -266,11 +266,26 @@ func (u *UBootEnv) Write(set map[string]string) error {
 		defer unlock()
 	}
 	env, current, flags, err := u.load()
+	creating := false
 	if err != nil {
 		if !errors.Is(err, ErrNoEnv) || !u.Create {
 			return err
 		}
-		env, current, flags = map[string]string{}, 1, 0
+		env, current, flags, creating = map[string]string{}, 1, 0, true
+	}
+	if creating && u.redundant() {
+		// No copy is valid: give the other copy a valid, older
+		// environment first. libubootenv refuses a redundant pair when
+		// one copy cannot be read at all (e.g. an empty file), so a
+		// single write would leave fw_printenv without an environment.
+		other := u.Copies[current]
+		raw, err := EncodeUBootEnv(merge(env, set), int(other.Size), true, flags)
+		if err != nil {
+			return err
+		}
+		if err := writeCopy(other, raw); err != nil {
+			return err
+		}
 	}
 	target := 0
 	if u.redundant() {
