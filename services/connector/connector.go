@@ -29,14 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
 	"github.com/kantofw/kanto/services/internal/hono"
@@ -101,7 +97,7 @@ func New(o Options) *Connector {
 		o.Window = 256
 	}
 	if o.ProvisioningTick <= 0 {
-		o.ProvisioningTick = 3 * time.Second
+		o.ProvisioningTick = uplink.DefaultProvisioningTick
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -189,12 +185,12 @@ func (c *Connector) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); c.publishStats(ctx) }()
 	defer wg.Wait()
 
-	changes, stopWatch, err := watchProvisioning(s.ProvisioningFile, c.o.ProvisioningTick, c.log)
+	watch, err := uplink.WatchProvisioning(s.ProvisioningFile, c.o.ProvisioningTick, c.log)
 	if err != nil {
 		c.status.Send(ctx, CauseConfigError)
 		return fmt.Errorf("provisioning watcher: %w", err)
 	}
-	defer stopWatch()
+	defer watch.Close()
 
 	c.o.Notifier.Ready("local broker connected")
 	go c.o.Notifier.Watchdog(ctx, c.local.IsConnected)
@@ -210,7 +206,7 @@ func (c *Connector) Run(ctx context.Context) error {
 			cancel()
 			<-done
 			return nil
-		case <-changes:
+		case <-watch.C:
 			c.log.Info("provisioning file changed, relaunching", "file", s.ProvisioningFile)
 			cancel()
 			<-done
@@ -392,61 +388,4 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// watchProvisioning watches the file's directory and yields at most one
-// change per tick, as upstream does.
-func watchProvisioning(path string, tick time.Duration, log *slog.Logger) (<-chan struct{}, func(), error) {
-	if path == "" {
-		return nil, nil, errors.New("provisioningFile is empty")
-	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, nil, err
-	}
-	abs, _ := filepath.Abs(path)
-	// The folder may not exist yet on a fresh device (the factory writes
-	// the file later); create it so the watch can start.
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		w.Close()
-		return nil, nil, err
-	}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
-		w.Close()
-		return nil, nil, err
-	}
-	out := make(chan struct{}, 1)
-	done := make(chan struct{})
-	// Owned by the watcher; exits when stop closes done.
-	go func() {
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		dirty := false
-		for {
-			select {
-			case <-done:
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if filepath.Clean(ev.Name) == abs {
-					dirty = true
-				}
-			case err, ok := <-w.Errors:
-				if ok {
-					log.Warn("provisioning watcher", "err", err)
-				}
-			case <-t.C:
-				if dirty {
-					dirty = false
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}
-	}()
-	return out, func() { close(done); w.Close() }, nil
 }
