@@ -14,7 +14,7 @@ const (
 // Status causes, as upstream.
 const (
 	CauseConfigError         = uplink.CauseConfigError
-	CauseProvisioningMissing = "PROVISIONING_MISSING"
+	CauseProvisioningMissing = uplink.CauseProvisioningMissing
 	CauseProvisioningError   = uplink.CauseProvisioningError
 	CauseProvisioningUpdate  = uplink.CauseProvisioningUpdate
 	CauseConnectionError     = uplink.CauseConnectionError

@@ -122,13 +122,24 @@ func (s *Settings) Validate() error {
 // ErrProvisioning marks a provisioning file that cannot be used.
 var ErrProvisioning = uplink.ErrProvisioning
 
+// provision merges the provisioning file into s, then applies reapply (the
+// flags given explicitly) when not nil. found is false without a file.
+func provision(s *Settings, reapply func(*Settings)) (found bool, err error) {
+	found, err = applyProvisioning(s.ProvisioningFile, s)
+	if err == nil && reapply != nil {
+		reapply(s)
+	}
+	return found, err
+}
+
 // applyProvisioning merges the Bosch IoT Suite provisioning file into s
 // (only the fields upstream reads; absent keys keep their values). With a
-// file, auto-provisioning follows its authorities.
-func applyProvisioning(path string, s *Settings) error {
+// file, auto-provisioning follows its authorities. found is false without
+// a file.
+func applyProvisioning(path string, s *Settings) (found bool, err error) {
 	p, found, err := uplink.ReadProvisioning(path)
 	if err != nil || !found {
-		return err
+		return found, err
 	}
 	uplink.Merge(&s.DeviceID, p.DeviceID)
 	uplink.Merge(&s.TenantID, p.TenantID)
@@ -137,5 +148,5 @@ func applyProvisioning(path string, s *Settings) error {
 	uplink.Merge(&s.Address, p.Address)
 	uplink.Merge(&s.Password, p.Password)
 	s.AutoProvisioning = p.AutoProvisioning()
-	return nil
+	return true, nil
 }

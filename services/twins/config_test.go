@@ -79,6 +79,6 @@ func FuzzProvisioning(f *testing.F) {
 			t.Fatal(err)
 		}
 		s := Defaults()
-		_ = applyProvisioning(p, &s)
+		_, _ = applyProvisioning(p, &s)
 	})
 }

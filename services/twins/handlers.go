@@ -53,6 +53,9 @@ func (s *Service) buffer(ctx context.Context, m mqtt.Message, ack func()) {
 // that are not applied locally (unsupported paths or actions): those go to
 // the cloud unchanged, through the buffer.
 func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.Topic) bool {
+	// The store and the device id stay the same for the whole command.
+	s.idMu.RLock()
+	defer s.idMu.RUnlock()
 	log := s.log.With("thing", t.ThingID(), "action", t.Action, "path", env.Path, "correlation-id", env.Headers.CorrelationID())
 	if t.Namespace == "_" && t.Name == "_" {
 		if t.Action != "retrieve" || env.Path != "/" {
@@ -75,11 +78,12 @@ func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.T
 		return false
 	}
 	c := &command{env: env, topic: t, thingID: t.ThingID(), tgt: tgt}
+	auto := s.settings().AutoProvisioning
 	s.mu.Lock()
 	var res result
 	now := s.o.Now()
 	err := s.things.update(c.thingID, func(cur *record) (*record, bool, error) {
-		res = apply(cur, c, now, s.s.AutoProvisioning)
+		res = apply(cur, c, now, auto)
 		if res.remove {
 			return nil, true, nil
 		}
@@ -176,14 +180,14 @@ func keys[V any](m map[string]V) []string {
 // device's own event topic or the gateway form for other things (Hono's
 // event/<tenant>/<device>, equal to upstream's e and e/<tenant>/<id>).
 func (s *Service) cloudTopic(thingID string) string {
-	return "event/" + s.s.TenantID + "/" + thingID
+	return "event/" + s.settings().TenantID + "/" + thingID
 }
 
 // localTopic is where local apps get twin responses and events: upstream's
 // command///req//<action> for the device, command//<id>/req//<action>
 // for other things.
 func (s *Service) localTopic(thingID, action string) string {
-	if thingID == s.s.DeviceID {
+	if thingID == s.settings().DeviceID {
 		return "command///req//" + action
 	}
 	return "command//" + thingID + "/req//" + action

@@ -18,49 +18,66 @@ var errVersion = errors.New("version requested")
 // LoadSettings parses args as upstream: defaults, the JSON file of
 // -configFile, the provisioning file, then the flags given explicitly.
 func LoadSettings(env *cli.Env, args []string) (Settings, error) {
-	s := Defaults()
+	s, reapply, err := loadConfig(env, args)
+	if err != nil {
+		return s, err
+	}
+	_, err = provision(&s, reapply)
+	return s, err
+}
+
+// loadConfig parses args without the provisioning file: defaults, the JSON
+// file of -configFile, then the flags given explicitly. reapply sets those
+// flags again (after the provisioning file is merged).
+func loadConfig(env *cli.Env, args []string) (s Settings, reapply func(*Settings), err error) {
+	s = Defaults()
 	fs := cli.NewFlagSet(env, env.Name)
 	var configFile string
 	fs.StringVar(&configFile, "configFile", "", "JSON configuration file")
 	version := fs.Bool("version", false, "print the version and exit")
 	s.RegisterFlags(fs)
-	err := config.Load(fs, args, "configFile", &s)
+	err = config.Load(fs, args, "configFile", &s)
 	switch {
 	case errors.Is(err, flag.ErrHelp), errors.Is(err, config.ErrInvalid):
-		return s, err
+		return s, nil, err
 	case errors.Is(err, config.ErrNotFound):
 		fmt.Fprintf(env.Stderr, "warning: %v; using defaults and flags\n", err)
 	case err != nil:
-		return s, fmt.Errorf("%w: %w", err, cli.ErrUsage)
+		return s, nil, fmt.Errorf("%w: %w", err, cli.ErrUsage)
 	}
 	if *version {
-		return s, errVersion
+		return s, nil, errVersion
 	}
 	// Flags given explicitly win over the provisioning file: note their
-	// values before the file overwrites the fields they are bound to.
+	// values, as the file overwrites the fields they are bound to.
 	given := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
-	if err := applyProvisioning(s.ProvisioningFile, &s); err != nil {
-		return s, err
-	}
-	again := flag.NewFlagSet("", flag.ContinueOnError)
-	s.RegisterFlags(again)
-	for name, v := range given {
-		if again.Lookup(name) != nil {
-			_ = again.Set(name, v)
+	reapply = func(dst *Settings) {
+		again := flag.NewFlagSet("", flag.ContinueOnError)
+		dst.RegisterFlags(again)
+		for name, v := range given {
+			if again.Lookup(name) != nil {
+				_ = again.Set(name, v)
+			}
 		}
 	}
-	return s, nil
+	return s, reapply, nil
 }
 
 // Main is `kanto local-digital-twins` (symlink local-digital-twins).
 func Main(ctx context.Context, env *cli.Env, args []string) error {
-	s, err := LoadSettings(env, args)
+	base, reapply, err := loadConfig(env, args)
 	if errors.Is(err, errVersion) {
 		fmt.Fprintln(env.Stdout, "local-digital-twins (kanto)", env.Version)
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	// The device needs an identity to start (its twin database belongs to
+	// one): the provisioning file, when there is one, must be usable now.
+	s := base
+	if _, err := provision(&s, reapply); err != nil {
 		return err
 	}
 	if err := s.Validate(); err != nil {
@@ -76,5 +93,5 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	defer closer.Close()
 	log.Info("local digital twins starting", "localAddress", s.LocalAddress, "address", s.Address, "thingsDb", s.ThingsDB)
-	return New(Options{Settings: s, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
+	return New(Options{Settings: base, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
 }

@@ -213,7 +213,7 @@ func (s *Service) retrieveDesired(ctx context.Context, hub *mqtt.Client, id, fie
 		s.hubMu.Unlock()
 	}()
 	env := &ditto.Envelope{Topic: t.String(), Path: "/", Fields: fields,
-		Headers: ditto.Headers{"correlation-id": corr, "reply-to": "command/" + s.s.TenantID}}
+		Headers: ditto.Headers{"correlation-id": corr, "reply-to": "command/" + s.settings().TenantID}}
 	data, _ := json.Marshal(env)
 	pctx, cancel := context.WithTimeout(ctx, s.o.Env.PublishAckTimeout)
 	err := hub.Publish(pctx, mqtt.Message{Topic: s.cloudTopic(id), Payload: data, QoS: 1})

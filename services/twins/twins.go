@@ -18,10 +18,33 @@
 // (event/<tenant>/<thing>), which Hono treats as upstream's e and
 // e/<tenant>/<thing>.
 //
+// The provisioning file is watched as by the suite connector (package
+// uplink's ProvisioningWatcher): on a change the hub session ends
+// (CONNECTION_CLOSED), the file is merged again over the configuration
+// (explicitly given flags still win), PROVISIONING_UPDATE is sent and a new
+// session connects with the new settings. A missing file whose absence
+// leaves the settings incomplete gives PROVISIONING_MISSING, a file that
+// cannot be read or used PROVISIONING_ERROR; either way the service stays
+// local-only with the identity it had until the file changes again. The
+// local twins, the local API and the offline buffer keep working
+// throughout. Unlike upstream, the service needs a usable identity to
+// start (the twin database belongs to one device).
+//
+// A new deviceId in the provisioning file is a new device: as at startup
+// (and as upstream, whose launcher reopens the database on every relaunch),
+// the previous device's database is kept aside as <thingsDb>.<old id> and a
+// fresh one is opened, so the old device's twins and their unsynchronised
+// changes never reach the cloud under the new identity. Twin commands hold
+// the identity for their whole run, so a command is applied to one
+// device's database. Messages in the offline buffer carry no identity (the
+// local topics of the device itself have none) and go up under the new
+// one. Should the new database not open, the service stays with the
+// previous device and reports PROVISIONING_ERROR.
+//
 // Goroutines: Run owns the local clients' subscription goroutines (package
-// mqtt), the intake, the announcer and one hub session at a time; a hub
-// session owns its sender and its synchronisation. All end with Run's
-// context.
+// mqtt), the intake, the announcer, the provisioning watcher and one launch
+// at a time; a launch owns its hub sessions, a hub session its sender and
+// its synchronisation. All end with Run's context.
 package twins
 
 import (
@@ -51,7 +74,13 @@ import (
 
 // Options are what Run needs besides the context.
 type Options struct {
+	// Settings are the configuration without the provisioning file
+	// (defaults, config file, flags): Run merges the file on top at start
+	// and again whenever it changes.
 	Settings Settings
+	// Reapply re-applies the command-line flags that were given explicitly,
+	// on top of the provisioning file (upstream's precedence); may be nil.
+	Reapply  func(*Settings)
 	Env      uplink.Env
 	Log      *slog.Logger
 	Notifier *lifecycle.Notifier
@@ -62,13 +91,21 @@ type Options struct {
 	// SyncTimeout bounds the wait for the cloud's answer to a desired
 	// properties retrieve; local changes go up after it either way.
 	SyncTimeout time.Duration
+	// ProvisioningTick coalesces provisioning file events; default 3 s.
+	ProvisioningTick time.Duration
 }
 
 // Service is one local-digital-twins instance.
 type Service struct {
-	o      Options
-	s      Settings
-	log    *slog.Logger
+	o   Options
+	log *slog.Logger
+	// cur holds the settings of the current launch (Options.Settings with
+	// the provisioning file merged); replaced, never changed, on a relaunch.
+	cur atomic.Pointer[Settings]
+	// idMu guards the identity (cur's deviceId) and the twin store that
+	// belongs to it: twin commands hold it for reading, a relaunch that
+	// changes the device id holds it to swap the store.
+	idMu   sync.RWMutex
 	things *thingStore
 	buf    *buffer.Buffer
 	intake *uplink.Intake
@@ -111,13 +148,23 @@ func New(o Options) *Service {
 	if o.SyncTimeout == 0 {
 		o.SyncTimeout = 10 * time.Second
 	}
-	return &Service{o: o, s: o.Settings, log: o.Log, pending: map[string]chan *ditto.Envelope{},
+	s := &Service{o: o, log: o.Log, pending: map[string]chan *ditto.Envelope{},
 		subs: subtrack.New(o.Env.LocalClientID, o.Env.CloudClientID)}
+	st := o.Settings // until Run merges the provisioning file
+	s.cur.Store(&st)
+	return s
 }
+
+// settings returns the settings of the current launch.
+func (s *Service) settings() *Settings { return s.cur.Load() }
 
 // Run runs until ctx ends; it returns nil on cancellation.
 func (s *Service) Run(ctx context.Context) error {
-	st := s.s
+	st := s.o.Settings
+	if _, err := provision(&st, s.o.Reapply); err != nil {
+		return err
+	}
+	s.cur.Store(&st)
 	// The TPM key is checked against cert now, not at the first handshake.
 	tpm, err := st.TPMSettings.Open(st.Cert, s.log)
 	if err != nil {
@@ -132,7 +179,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("things database: %w", err)
 	}
 	s.things = things
-	defer things.close()
+	defer func() { s.things.close() }()
 	buf, err := st.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
@@ -186,11 +233,102 @@ func (s *Service) Run(ctx context.Context) error {
 			s.announce(ctx)
 		}
 	}()
+	// Without a provisioning file name there is nothing to watch (upstream
+	// reports CONFIG_ERROR and stays local-only); the settings as given
+	// are used for good.
+	var changes <-chan struct{}
+	if st.ProvisioningFile != "" {
+		watch, err := uplink.WatchProvisioning(st.ProvisioningFile, s.o.ProvisioningTick, s.log)
+		if err != nil {
+			s.status.Send(ctx, uplink.CauseConfigError)
+			return fmt.Errorf("provisioning watcher: %w", err)
+		}
+		defer watch.Close()
+		changes = watch.C
+	}
 	s.o.Notifier.Ready("local broker connected")
 	go s.o.Notifier.Watchdog(ctx, s.local.IsConnected)
 	defer s.o.Notifier.Stopping()
+	relaunch := false
+	for {
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func(relaunch bool) { defer close(done); s.launch(lctx, relaunch) }(relaunch)
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return nil
+		case <-changes:
+			s.log.Info("provisioning file changed, relaunching", "file", st.ProvisioningFile)
+			cancel()
+			<-done
+			relaunch = true
+		}
+	}
+}
+
+// launch runs one hub session with the settings of this moment; on a
+// relaunch it first merges the provisioning file again. The local side
+// (twins, local API, buffer) is not touched: it works whatever the hub.
+func (s *Service) launch(ctx context.Context, relaunch bool) {
+	// Every launch ends with CONNECTION_CLOSED, as upstream's launcher stop.
 	defer s.status.Send(context.WithoutCancel(ctx), uplink.CauseConnectionClosed)
+	if relaunch {
+		next := s.o.Settings
+		found, err := provision(&next, s.o.Reapply)
+		if err == nil {
+			err = next.Validate()
+		}
+		if err != nil {
+			cause := uplink.CauseProvisioningError
+			if !found {
+				cause = uplink.CauseProvisioningMissing
+			}
+			s.log.Error("cannot use the provisioning file; the twins stay local until it changes", "err", err,
+				"provisioningFile", next.ProvisioningFile)
+			s.status.Send(ctx, cause)
+			<-ctx.Done()
+			return
+		}
+		if err := s.adopt(next); err != nil {
+			s.log.Error("cannot switch to the provisioned device; the twins stay local until the file changes", "err", err)
+			s.status.Send(ctx, uplink.CauseProvisioningError)
+			<-ctx.Done()
+			return
+		}
+		s.status.Send(ctx, uplink.CauseProvisioningUpdate)
+	}
 	s.hubLoop(ctx)
+}
+
+// adopt makes next the settings of the running service. A new device id
+// gets its own twin database, as at startup: the previous device's is kept
+// aside and a fresh one opened (see the package doc).
+func (s *Service) adopt(next Settings) error {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	cur := s.settings()
+	if next.DeviceID == cur.DeviceID && next.ThingsDB == cur.ThingsDB {
+		s.cur.Store(&next)
+		return nil
+	}
+	s.things.close()
+	things, err := openStore(next.ThingsDB, next.DeviceID, s.o.Now)
+	if err != nil {
+		// Back to the previous device: its database was not moved.
+		back, berr := openStore(cur.ThingsDB, cur.DeviceID, s.o.Now)
+		if berr != nil {
+			s.log.Error("twin database lost: local twin commands fail until a restart", "err", berr)
+			return errors.Join(err, berr)
+		}
+		s.things = back
+		return fmt.Errorf("things database of %s: %w", next.DeviceID, err)
+	}
+	s.log.Warn("device id changed: the twins of the previous device are kept aside; a fresh twin database is used",
+		"previous", cur.DeviceID, "deviceId", next.DeviceID, "thingsDb", next.ThingsDB)
+	s.things = things
+	s.cur.Store(&next)
 	return nil
 }
 
@@ -202,7 +340,8 @@ type thingInfo struct {
 }
 
 func (s *Service) announce(ctx context.Context) {
-	info, _ := json.Marshal(thingInfo{DeviceID: s.s.DeviceID, TenantID: s.s.TenantID, PolicyID: s.s.PolicyID})
+	st := s.settings()
+	info, _ := json.Marshal(thingInfo{DeviceID: st.DeviceID, TenantID: st.TenantID, PolicyID: st.PolicyID})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.local.Publish(pctx, mqtt.Message{Topic: uplink.TopicThingReply, Payload: info, QoS: 1}); err != nil {
@@ -212,7 +351,7 @@ func (s *Service) announce(ctx context.Context) {
 
 // hubLoop keeps a hub session up with upstream's backoff until ctx ends.
 func (s *Service) hubLoop(ctx context.Context) {
-	st := s.s
+	st := s.settings()
 	var tlsCfg *tls.Config
 	var leaf *x509.Certificate
 	var err error
@@ -314,7 +453,7 @@ func (s *Service) session(ctx context.Context, hub *mqtt.Client, sender *uplink.
 	}()
 	s.status.Send(ctx, "")
 	s.announce(ctx)
-	s.log.Info("hub connected", "address", s.s.Address)
+	s.log.Info("hub connected", "address", s.settings().Address)
 	s.o.Notifier.Status("hub connected")
 	wg.Add(1)
 	go func() {
@@ -369,5 +508,5 @@ func (s *Service) route(e *buffer.Entry) ([]mqtt.Message, error) {
 		c.Short, c.Tenant = false, ""
 		return []mqtt.Message{{Topic: c.Long(), Payload: e.Payload, QoS: e.QoS}}, nil
 	}
-	return []mqtt.Message{{Topic: hono.ParseData(e.Topic).CloudTopic(s.s.TenantID, s.s.DeviceID), Payload: e.Payload, QoS: e.QoS}}, nil
+	return []mqtt.Message{{Topic: hono.ParseData(e.Topic).CloudTopic(s.settings().TenantID, s.settings().DeviceID), Payload: e.Payload, QoS: e.QoS}}, nil
 }

@@ -18,13 +18,14 @@ const (
 
 // Status causes, as upstream.
 const (
-	CauseConfigError        = "CONFIG_ERROR"
-	CauseProvisioningError  = "PROVISIONING_ERROR"
-	CauseConnectionError    = "CONNECTION_ERROR"
-	CauseNotAuthenticated   = "CONNECTION_NOT_AUTHENTICATED"
-	CauseConnectionClosed   = "CONNECTION_CLOSED"
-	CauseConnectionUnknown  = "CONNECTION_UNKNOWN"
-	CauseProvisioningUpdate = "PROVISIONING_UPDATE"
+	CauseConfigError         = "CONFIG_ERROR"
+	CauseProvisioningMissing = "PROVISIONING_MISSING"
+	CauseProvisioningError   = "PROVISIONING_ERROR"
+	CauseConnectionError     = "CONNECTION_ERROR"
+	CauseNotAuthenticated    = "CONNECTION_NOT_AUTHENTICATED"
+	CauseConnectionClosed    = "CONNECTION_CLOSED"
+	CauseConnectionUnknown   = "CONNECTION_UNKNOWN"
+	CauseProvisioningUpdate  = "PROVISIONING_UPDATE"
 )
 
 // Status is the payload of edge/connection/remote/status.
