@@ -326,3 +326,30 @@ func TestModifyAfterRestart(t *testing.T) {
 	w.publish("e", twin(device, "modify", "/features/meter/properties", map[string]any{"status": 200}))
 	w.reported("meter", map[string]any{"status": 200})
 }
+
+// TestTraceAndMQTTLogEnv: TRACE_TOPIC_PREFIX traces the payloads of the
+// listed topics only, MQTT_LOG_LEVEL turns the MQTT library's log on
+// (reference §1.5.2: both read by every connector).
+func TestTraceAndMQTTLogEnv(t *testing.T) {
+	w := newWorld(t, awsiot.Options{})
+	w.withDevice(device)
+	w.proc = kantotest.Start(t, w.dir, "aws-connector", w.settings, append(append([]string(nil), env...), "TRACE_TOPIC_PREFIX=t", "MQTT_LOG_LEVEL=DEBUG"))
+	w.status.AwaitTopic(t, 0, "#", kantotest.StatusIs("connected"))
+	// The event goes first: local messages are taken in order, so once
+	// the telemetry is at the cloud the event was handled too.
+	w.publish("e", twin(device, "modify", "/features/f/properties/untraced", 1))
+	w.publish("t", `{ "traced" : 1 }`)
+	if _, err := w.cloud.NB.Await(ctxT(t), "telemetry/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	log := w.proc.Log.String()
+	if !strings.Contains(log, `topic=t payload="{\"traced\":1}"`) {
+		t.Errorf("no trace line for the telemetry:\n%s", log)
+	}
+	if strings.Contains(log, "untraced") {
+		t.Error("an event was traced; only t was asked for")
+	}
+	if !strings.Contains(log, "component=paho") {
+		t.Error("no MQTT library log lines")
+	}
+}

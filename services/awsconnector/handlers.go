@@ -20,6 +20,7 @@ import (
 // onLocal takes a local event, telemetry message or command response and
 // acknowledges it once it is on disk; mapping happens when it is sent.
 func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
+	c.trace(m.Topic, m.Payload)
 	if cmd, err := hono.ParseCommand(m.Topic); err == nil && cmd.Response {
 		env, err := ditto.Parse(m.Payload)
 		if err != nil || !c.corr.Take(env.Headers.CorrelationID()) {
@@ -124,6 +125,7 @@ func (c *Connector) onShadow(_ context.Context, m mqtt.Message) {
 // onCommand takes a command from AWS for the device or one of its child
 // things and hands it to local apps on its topic and the short form.
 func (c *Connector) onCommand(ctx context.Context, m mqtt.Message) {
+	c.trace(m.Topic, m.Payload)
 	id, _ := c.device()
 	env, err := ditto.Parse(m.Payload)
 	if err != nil {
@@ -232,4 +234,10 @@ func randomToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// trace logs a handled message's payload when TRACE_TOPIC_PREFIX asks for
+// its topic (uplink.Tracer).
+func (c *Connector) trace(topic string, payload []byte) {
+	uplink.Tracer{Prefixes: c.o.Env.TracePrefixes, Log: c.log}.Trace(topic, payload)
 }

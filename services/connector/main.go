@@ -10,6 +10,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/mqtt"
 )
 
 // LoadSettings parses args the way upstream does: defaults, then the JSON
@@ -76,7 +77,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
-	defer setupMQTTLog(e.MQTTLogLevel, log)()
+	defer mqtt.SetupLibraryLog(e.MQTTLogLevel, log)()
 	c := New(Options{Settings: s, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)})
 	log.Info("suite connector starting", "localAddress", s.LocalAddress, "address", s.Address)
 	return c.Run(ctx)

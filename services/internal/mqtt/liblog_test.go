@@ -1,4 +1,4 @@
-package connector
+package mqtt
 
 import (
 	"bytes"
@@ -8,35 +8,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
-
-func TestTrace(t *testing.T) {
-	tests := []struct {
-		name     string
-		prefixes []string
-		topic    string
-		payload  string
-		want     string // "" = nothing logged
-	}{
-		{"unset", nil, "e", `{"a":1}`, ""},
-		{"match, JSON compacted", []string{"t", "e"}, "event/T/D", "{ \"a\" : 1 }", `msg=trace topic=event/T/D payload="{\"a\":1}"`},
-		{"no match", []string{"telemetry"}, "event/T/D", `{"a":1}`, ""},
-		{"empty payload", []string{"e"}, "e", "", ""},
-		{"not JSON, logged as is", []string{"command//"}, "command///req/r/do", "not json", `payload="not json"`},
-		{"empty prefix matches all", []string{"x", ""}, "edge/thing/request", `{}`, `topic=edge/thing/request payload={}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			c := &Connector{o: Options{Env: Env{}}, log: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-			c.o.Env.TracePrefixes = tt.prefixes
-			c.trace(tt.topic, []byte(tt.payload))
-			got := out.String()
-			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
-				t.Errorf("logged %q, want it to contain %q", got, tt.want)
-			}
-		})
-	}
-}
 
 func TestSetupMQTTLog(t *testing.T) {
 	tests := []struct {
@@ -61,7 +32,7 @@ func TestSetupMQTTLog(t *testing.T) {
 			var out bytes.Buffer
 			// The service logs at INFO: paho's lines pass anyway, as upstream's.
 			log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			restore := setupMQTTLog(tt.level, log)
+			restore := SetupLibraryLog(tt.level, log)
 			now := loggers()
 			for _, name := range tt.wired {
 				if _, ok := now[name].(pahoLogger); !ok {
