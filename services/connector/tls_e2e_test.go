@@ -82,8 +82,16 @@ func newPKI(t *testing.T, clientCN string) *pki {
 
 // tlsWorld swaps the plain adapter for a TLS one.
 func tlsWorld(t *testing.T, p *pki, mutual bool) *world {
+	return tlsWorldWith(t, p, mutual, nil)
+}
+
+// tlsWorldWith is tlsWorld with a hook on the hub's TLS configuration.
+func tlsWorldWith(t *testing.T, p *pki, mutual bool, tune func(*tls.Config)) *world {
 	w := newWorld(t, worldOptions{})
 	cfg := &tls.Config{Certificates: []tls.Certificate{p.serverCert}, MinVersion: tls.VersionTLS12}
+	if tune != nil {
+		tune(cfg)
+	}
 	if mutual {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		cfg.ClientCAs = p.pool
@@ -110,6 +118,40 @@ func TestTLSPassword(t *testing.T) {
 	if _, err := w.nb.Await(ctxT(t), "telemetry/T/ns:gw", 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// alpn offers the protocols of the "alpn" setting in the TLS handshake
+// (AWS IoT on port 443 needs x-amzn-mqtt-ca).
+func TestTLSALPN(t *testing.T) {
+	p := newPKI(t, "ns:gw")
+	offered := make(chan []string, 16)
+	w := tlsWorldWith(t, p, false, func(c *tls.Config) {
+		c.NextProtos = []string{"x-amzn-mqtt-ca"}
+		c.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			select {
+			case offered <- h.SupportedProtos:
+			default:
+			}
+			return nil, nil
+		}
+	})
+	w.settings["alpn"] = []string{"x-amzn-mqtt-ca"}
+	w.start()
+	w.awaitCause(0, "connected")
+	if got := <-offered; len(got) != 1 || got[0] != "x-amzn-mqtt-ca" {
+		t.Errorf("client offered ALPN %q, want [x-amzn-mqtt-ca]", got)
+	}
+}
+
+// Over TLS without a client certificate, username wins over
+// authId@tenant (reference §1.7).
+func TestTLSUsernameOverAuthID(t *testing.T) {
+	p := newPKI(t, "ns:gw")
+	w := tlsWorld(t, p, false)
+	w.settings["authId"] = "not-the-one"
+	w.settings["username"] = authID + "@" + tenant
+	w.start()
+	w.awaitCause(0, "connected")
 }
 
 func TestTLSWrongCA(t *testing.T) {
