@@ -349,3 +349,27 @@ func TestSyncAfterOutage(t *testing.T) {
 		t.Errorf("deleted child thing: %s", resp.Payload)
 	}
 }
+
+// TestTraceAndMQTTLogEnv: TRACE_TOPIC_PREFIX traces the payloads of the
+// listed topics only, MQTT_LOG_LEVEL turns the MQTT library's log on
+// (reference §1.5.2: both read by every connector).
+func TestTraceAndMQTTLogEnv(t *testing.T) {
+	w := newWorld(t)
+	w.proc = kantotest.Start(t, w.dir, "local-digital-twins", w.settings, append(append([]string(nil), env...), "TRACE_TOPIC_PREFIX=t", "MQTT_LOG_LEVEL=DEBUG"))
+	w.status.AwaitTopic(t, 0, "#", kantotest.StatusIs("connected"))
+	w.publish("e", cmd(deviceID, "modify", "/features/untraced", map[string]any{"properties": map[string]any{"x": 1}}, "c1"))
+	w.publish("t", `{ "traced" : 1 }`)
+	if _, err := w.nb.Await(ctxT(t), "telemetry/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	log := w.proc.Log.String()
+	if !strings.Contains(log, `topic=t payload="{\"traced\":1}"`) {
+		t.Errorf("no trace line for the telemetry:\n%s", log)
+	}
+	if strings.Contains(log, "msg=trace service=local-digital-twins topic=e ") {
+		t.Error("an event was traced; only t was asked for")
+	}
+	if !strings.Contains(log, "component=paho") {
+		t.Error("no MQTT library log lines")
+	}
+}

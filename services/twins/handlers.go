@@ -9,6 +9,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/ditto"
 	"github.com/kantofw/kanto/services/internal/hono"
 	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
 // onLocal takes an event, telemetry message or command response of a local
@@ -16,6 +17,7 @@ import (
 // to the offline buffer. Every message is acknowledged in arrival order,
 // and only once it is handled or on disk.
 func (s *Service) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
+	s.trace(m.Topic, m.Payload)
 	if c, err := hono.ParseCommand(m.Topic); err == nil && c.Response {
 		env, err := ditto.Parse(m.Payload)
 		if err != nil || !s.corr.Take(env.Headers.CorrelationID()) {
@@ -215,6 +217,7 @@ func (s *Service) publishEvent(ctx context.Context, env *ditto.Envelope) {
 // retrieves are consumed; everything else goes to local apps on its topic
 // and the short form.
 func (s *Service) onCommand(ctx context.Context, m mqtt.Message) {
+	s.trace(m.Topic, m.Payload)
 	env, err := ditto.Parse(m.Payload)
 	if err != nil {
 		s.log.Warn("command dropped: not a Ditto envelope", "topic", m.Topic, "err", err)
@@ -242,4 +245,10 @@ func (s *Service) onCommand(ctx context.Context, m mqtt.Message) {
 		}
 		cancel()
 	}
+}
+
+// trace logs a handled message's payload when TRACE_TOPIC_PREFIX asks for
+// its topic (uplink.Tracer).
+func (s *Service) trace(topic string, payload []byte) {
+	uplink.Tracer{Prefixes: s.o.Env.TracePrefixes, Log: s.log}.Trace(topic, payload)
 }

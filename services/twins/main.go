@@ -10,6 +10,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
 	"github.com/kantofw/kanto/services/internal/logging"
+	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -92,6 +93,7 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
+	defer mqtt.SetupLibraryLog(e.MQTTLogLevel, log)()
 	log.Info("local digital twins starting", "localAddress", s.LocalAddress, "address", s.Address, "thingsDb", s.ThingsDB)
 	return New(Options{Settings: base, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
 }
