@@ -3,7 +3,8 @@
 // traffic; in front of it the Adapter authenticates devices the way Hono
 // does (user name <auth-id>@<tenant> with a password, or a client
 // certificate) and answers a failed authentication with CONNACK 0x04 (bad
-// user name or password), as Hono's adapter does. Northbound gives tests
+// user name or password), as Hono's adapter does; Refuse makes it answer
+// every CONNECT with a chosen refusal instead. Northbound gives tests
 // and the demo what Hono's northbound API gives a back end: the device's
 // telemetry and events, and commands with their responses.
 //
@@ -40,7 +41,9 @@ type Adapter struct {
 	certs map[string]bool   // accepted client certificate subject DNs
 	conns map[net.Conn]struct{}
 	cut   bool
-	wg    sync.WaitGroup
+	// refuse, when not 0, is the CONNACK return code every CONNECT gets.
+	refuse byte
+	wg     sync.WaitGroup
 	// Attempts counts CONNECTs seen, for tests of retry behaviour.
 	attempts int
 }
@@ -91,6 +94,17 @@ func (a *Adapter) Attempts() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.attempts
+}
+
+// Refuse makes the adapter answer every later CONNECT with CONNACK return
+// code rc, whatever the credentials (MQTT 3.1.1: 1 unacceptable protocol
+// version, 2 identifier rejected, 3 server unavailable, 4 bad user name or
+// password, 5 not authorised). Refuse(0) restores authentication.
+// Connections already up are kept.
+func (a *Adapter) Refuse(rc byte) {
+	a.mu.Lock()
+	a.refuse = rc
+	a.mu.Unlock()
 }
 
 // Cut drops every device connection and refuses new ones (an outage).
@@ -206,6 +220,9 @@ func (a *Adapter) forget(c net.Conn) {
 func (a *Adapter) authenticate(c net.Conn, conn *ConnectPacket) byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.refuse != 0 {
+		return a.refuse
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 			if a.certs[certs[0].Subject.String()] {
