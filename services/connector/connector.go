@@ -179,18 +179,20 @@ func (c *Connector) Run(ctx context.Context) error {
 		return nil
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.intake.Run(ctx) }()
-	go func() { defer wg.Done(); c.publishStats(ctx) }()
-	defer wg.Wait()
-
+	// Before the goroutines below, which end only with ctx: a watcher
+	// error must end Run (upstream exits with CONFIG_ERROR).
 	watch, err := uplink.WatchProvisioning(s.ProvisioningFile, c.o.ProvisioningTick, c.log)
 	if err != nil {
 		c.status.Send(ctx, CauseConfigError)
 		return fmt.Errorf("provisioning watcher: %w", err)
 	}
 	defer watch.Close()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.intake.Run(ctx) }()
+	go func() { defer wg.Done(); c.publishStats(ctx) }()
+	defer wg.Wait()
 
 	c.o.Notifier.Ready("local broker connected")
 	go c.o.Notifier.Watchdog(ctx, c.local.IsConnected)

@@ -77,7 +77,11 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
-	defer mqtt.SetupLibraryLog(e.MQTTLogLevel, log)()
+	// Not restored at return: paho's goroutines may still read its logger
+	// globals after Close returns (router.go logs as it exits), so the
+	// restore would race with them (seen under -race, exit status 66); the
+	// process ends right after Main anyway.
+	_ = mqtt.SetupLibraryLog(e.MQTTLogLevel, log)
 	c := New(Options{Settings: s, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)})
 	log.Info("suite connector starting", "localAddress", s.LocalAddress, "address", s.Address)
 	return c.Run(ctx)
