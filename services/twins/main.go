@@ -93,7 +93,9 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer closer.Close()
-	defer mqtt.SetupLibraryLog(e.MQTTLogLevel, log)()
+	// Not restored: paho's goroutines may log after Close returns (see
+	// mqtt.SetupLibraryLog); the process ends right after Main.
+	_ = mqtt.SetupLibraryLog(e.MQTTLogLevel, log)
 	log.Info("local digital twins starting", "localAddress", s.LocalAddress, "address", s.Address, "thingsDb", s.ThingsDB)
 	return New(Options{Settings: base, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
 }

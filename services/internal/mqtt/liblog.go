@@ -17,13 +17,14 @@ import (
 // level DEBUG (unknown names mean ERROR). Its lines go to log with
 // component=paho and, as upstream's, do not pass the logLevel filter. The
 // library's loggers are process-wide; the returned func puts back the
-// previous ones.
+// previous ones. Services do not call it: paho's goroutines may still log
+// after Client.Close returns, and the write would race with them.
 func SetupLibraryLog(level string, log *slog.Logger) (restore func()) {
+	if level == "" {
+		return func() {} // nothing changed, nothing to write back
+	}
 	prev := [4]paho.Logger{paho.ERROR, paho.CRITICAL, paho.WARN, paho.DEBUG}
 	restore = func() { paho.ERROR, paho.CRITICAL, paho.WARN, paho.DEBUG = prev[0], prev[1], prev[2], prev[3] }
-	if level == "" {
-		return restore
-	}
 	h := log.With("component", "paho").Handler()
 	lv := logging.ParseLevel(level)
 	paho.ERROR = pahoLogger{h, slog.LevelError}
