@@ -2,9 +2,12 @@ package flash
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kantofw/kanto/images/bmap"
@@ -67,19 +70,94 @@ func TestFlashVerifyCatchesCorruptImage(t *testing.T) {
 	}
 }
 
-func TestRefusesSystemDisk(t *testing.T) {
-	// The block device holding / is refused without Force.
-	var dev string
-	for _, c := range []string{"/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda"} {
-		if _, err := os.Stat(c); err == nil {
-			dev = c
-			break
+func TestVerifyDetectsBadTarget(t *testing.T) {
+	// A hand-made map, so the holes do not depend on the temp filesystem
+	// supporting SEEK_HOLE: blocks 0-1, 8-9 and the partial last block 16
+	// (1000 bytes) hold data; the other blocks are holes ("don't care",
+	// see package bmap), which Verify must not read.
+	const bs = 4096
+	size := int64(16*bs + 1000)
+	data := make([]byte, size)
+	m := &bmap.Map{ImageSize: size, BlockSize: bs}
+	for i, r := range [][2]int64{{0, 1}, {8, 9}, {16, 16}} {
+		rg := bmap.Range{First: r[0], Last: r[1]}
+		off, n := m.Bytes(rg)
+		for j := off; j < off+n; j++ {
+			data[j] = byte('A'+i) ^ byte(j)
 		}
+		sum := sha256.Sum256(data[off : off+n])
+		rg.SHA256 = hex.EncodeToString(sum[:])
+		m.Ranges = append(m.Ranges, rg)
 	}
-	if dev == "" {
-		t.Skip("no system disk device node found")
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if err := checkTarget(dev); !errors.Is(err, ErrTargetBusy) {
-		t.Skipf("checkTarget(%s) = %v; not the system disk here", dev, err)
+	for _, tc := range []struct {
+		name    string
+		off     int64
+		wantErr string // "" when Verify must pass
+	}{
+		{"first byte", 0, "blocks 0-1:"},
+		{"middle of a range", 8*bs + 100, "blocks 8-9:"},
+		{"last byte of a range", 10*bs - 1, "blocks 8-9:"},
+		{"last byte of the image", size - 1, "blocks 16-16:"},
+		{"first byte of a hole", 2 * bs, ""},
+		{"byte after a range", 10 * bs, ""},
+		{"inside a hole", 5*bs + 7, ""},
+		{"past the image", size, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The target starts dirty and longer than the image, so its
+			// holes already differ from the image's.
+			target := filepath.Join(t.TempDir(), "target")
+			if err := os.WriteFile(target, bytes.Repeat([]byte{'x'}, int(size)+bs), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Flash(img, m, target, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(target, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, tc.off); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0x01
+			if _, err := f.WriteAt(b, tc.off); err != nil {
+				t.Fatal(err)
+			}
+			err = Verify(f, m)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Errorf("Verify() after flipping byte %d = %v, want nil", tc.off, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Verify() after flipping byte %d = %v, want ErrVerify naming %q", tc.off, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestVerifyShortTarget(t *testing.T) {
+	// A target that ends inside a mapped range fails, it does not pass
+	// on the bytes it has.
+	img, m := image(t)
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := m.Ranges[len(m.Ranges)-1]
+	off, n := m.Bytes(last)
+	if err := Verify(bytes.NewReader(data[:off+n-1]), m); !errors.Is(err, ErrVerify) {
+		t.Errorf("Verify(short target) = %v, want ErrVerify", err)
+	}
+	if err := Verify(bytes.NewReader(data), m); err != nil {
+		t.Errorf("Verify(image itself) = %v, want nil", err)
 	}
 }
