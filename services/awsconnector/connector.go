@@ -158,20 +158,11 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.buf = buf
 	defer buf.Close()
 	c.intake = uplink.NewIntake(buf, c.log)
-	localTLS, err := st.LocalSettings.TLS()
+	c.local, c.cloud, err = st.LocalSettings.Clients(c.o.Env, func() { go c.status.Republish(ctx) }, c.log)
 	if err != nil {
 		return err
 	}
-	c.local = mqtt.New(mqtt.Options{
-		URL: st.LocalAddress, ClientID: c.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
-		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Will: uplink.Will(),
-		OnConnect: func() { go c.status.Republish(ctx) }, Log: c.log,
-	})
 	c.status = &uplink.StatusPublisher{Client: c.local, Now: c.o.Now}
-	c.cloud = mqtt.New(mqtt.Options{
-		URL: st.LocalAddress, ClientID: c.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
-		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Log: c.log,
-	})
 	defer c.cloud.Close()
 	defer c.local.Close()
 	data := slices.Concat(hono.EventFilters, hono.TelemetryFilters, hono.ResponseFilters)

@@ -137,22 +137,11 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.log.Info("offline buffer holds messages from before", "messages", st.Messages, "bytes", st.Bytes)
 	}
 
-	localTLS, err := s.LocalSettings.TLS()
+	c.local, c.cloud, err = s.LocalSettings.Clients(c.o.Env.Env, func() { go c.status.Republish(ctx) }, c.log)
 	if err != nil {
 		return err
 	}
-	c.local = mqtt.New(mqtt.Options{
-		URL: s.LocalAddress, ClientID: c.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
-		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS,
-		Will:      uplink.Will(),
-		OnConnect: func() { go c.status.Republish(ctx) },
-		Log:       c.log,
-	})
 	c.status = &uplink.StatusPublisher{Client: c.local, Now: c.o.Now}
-	c.cloud = mqtt.New(mqtt.Options{
-		URL: s.LocalAddress, ClientID: c.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
-		Username: s.LocalUsername, Password: s.LocalPassword, TLS: localTLS, Log: c.log,
-	})
 	defer c.cloud.Close()
 	defer c.local.Close()
 

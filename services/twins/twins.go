@@ -188,20 +188,11 @@ func (s *Service) Run(ctx context.Context) error {
 	defer buf.Close()
 	s.intake = uplink.NewIntake(buf, s.log)
 
-	localTLS, err := st.LocalSettings.TLS()
+	s.local, s.cloud, err = st.LocalSettings.Clients(s.o.Env, func() { go s.status.Republish(ctx) }, s.log)
 	if err != nil {
 		return err
 	}
-	s.local = mqtt.New(mqtt.Options{
-		URL: st.LocalAddress, ClientID: s.o.Env.LocalClientID, CleanSession: true, AutoReconnect: true,
-		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Will: uplink.Will(),
-		OnConnect: func() { go s.status.Republish(ctx) }, Log: s.log,
-	})
 	s.status = &uplink.StatusPublisher{Client: s.local, Now: s.o.Now}
-	s.cloud = mqtt.New(mqtt.Options{
-		URL: st.LocalAddress, ClientID: s.o.Env.CloudClientID, CleanSession: false, AutoReconnect: true,
-		Username: st.LocalUsername, Password: st.LocalPassword, TLS: localTLS, Log: s.log,
-	})
 	s.out = s.cloud
 	defer s.cloud.Close()
 	defer s.local.Close()

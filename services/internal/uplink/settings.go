@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
@@ -49,6 +50,28 @@ func (l *LocalSettings) TLS() (*tls.Config, error) {
 	}
 	cfg, _, err := TLSConfig(l.LocalCACert, l.LocalCert, l.LocalKey, nil)
 	return cfg, err
+}
+
+// Clients makes a connector's two clients of the local broker, as
+// upstream: "local" (clean session, the last will; statuses go out on it)
+// and "cloud" (persistent session that takes local data, so the broker
+// queues it while the connector is away). ids names them;
+// onLocalConnect runs after each (re)connect of the local client.
+func (l *LocalSettings) Clients(ids Env, onLocalConnect func(), log *slog.Logger) (local, cloud *mqtt.Client, err error) {
+	tc, err := l.TLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	local = mqtt.New(mqtt.Options{
+		URL: l.LocalAddress, ClientID: ids.LocalClientID, CleanSession: true, AutoReconnect: true,
+		Username: l.LocalUsername, Password: l.LocalPassword, TLS: tc,
+		Will: Will(), OnConnect: onLocalConnect, Log: log,
+	})
+	cloud = mqtt.New(mqtt.Options{
+		URL: l.LocalAddress, ClientID: ids.CloudClientID, CleanSession: false, AutoReconnect: true,
+		Username: l.LocalUsername, Password: l.LocalPassword, TLS: tc, Log: log,
+	})
+	return local, cloud, nil
 }
 
 // TPMSettings are upstream's TPM key settings: when TPMDevice is set, the
