@@ -21,13 +21,10 @@ import (
 // acknowledges it once it is on disk; mapping happens when it is sent.
 func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
 	c.trace(m.Topic, m.Payload)
-	if cmd, err := hono.ParseCommand(m.Topic); err == nil && cmd.Response {
-		env, err := ditto.Parse(m.Payload)
-		if err != nil || !c.corr.Take(env.Headers.CorrelationID()) {
-			c.log.Debug("command response dropped: no pending command with this correlation id", "topic", m.Topic)
-			c.intake.Put(ctx, nil, ack)
-			return
-		}
+	if err := c.corr.TakeResponse(m.Topic, m.Payload); err != nil {
+		c.log.Debug("local message dropped", "topic", m.Topic, "err", err)
+		c.intake.Put(ctx, nil, ack)
+		return
 	}
 	qos := min(m.QoS, 1)
 	if qos == 0 && !c.online.Load() {

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,19 +20,14 @@ import (
 // It is acknowledged to the broker once it is on disk.
 func (c *Connector) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
 	c.trace(m.Topic, m.Payload)
-	if cmd, err := hono.ParseCommand(m.Topic); err == nil && cmd.Response {
-		env, err := ditto.Parse(m.Payload)
-		if err != nil {
-			c.log.Warn("command response dropped: not a Ditto envelope", "topic", m.Topic, "err", err)
-			ack()
-			return
+	if err := c.corr.TakeResponse(m.Topic, m.Payload); err != nil {
+		if errors.Is(err, uplink.ErrResponseNotEnvelope) {
+			c.log.Warn("local message dropped", "topic", m.Topic, "err", err)
+		} else {
+			c.log.Debug("local message dropped", "topic", m.Topic, "err", err)
 		}
-		if !c.corr.Take(env.Headers.CorrelationID()) {
-			c.log.Debug("command response dropped: no pending command with this correlation id",
-				"topic", m.Topic, "correlation-id", env.Headers.CorrelationID())
-			ack()
-			return
-		}
+		ack()
+		return
 	}
 	qos := m.QoS
 	if qos > 1 {

@@ -19,9 +19,8 @@ import (
 func (s *Service) onLocal(ctx context.Context, m mqtt.Message, ack func()) {
 	s.trace(m.Topic, m.Payload)
 	if c, err := hono.ParseCommand(m.Topic); err == nil && c.Response {
-		env, err := ditto.Parse(m.Payload)
-		if err != nil || !s.corr.Take(env.Headers.CorrelationID()) {
-			s.log.Debug("command response dropped: no pending command with this correlation id", "topic", m.Topic)
+		if err := s.corr.TakeResponse(m.Topic, m.Payload); err != nil {
+			s.log.Debug("local message dropped", "topic", m.Topic, "err", err)
 			s.intake.Put(ctx, nil, ack)
 			return
 		}

@@ -1,8 +1,19 @@
 package uplink
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/kantofw/kanto/services/internal/ditto"
+	"github.com/kantofw/kanto/services/internal/hono"
+)
+
+// Why a local command response is not forwarded (TakeResponse).
+var (
+	ErrResponseNotEnvelope = errors.New("command response dropped: not a Ditto envelope")
+	ErrResponseUnknown     = errors.New("command response dropped: no pending command with this correlation id")
 )
 
 // Correlations remembers the correlation ids of commands handed to local
@@ -51,4 +62,22 @@ func (c *Correlations) Clear() {
 	c.mu.Lock()
 	c.entries = nil
 	c.mu.Unlock()
+}
+
+// TakeResponse decides on a local message: a command response goes to the
+// cloud only when it answers a pending command, which it then takes.
+// Anything else (events, telemetry) passes with nil.
+func (c *Correlations) TakeResponse(topic string, payload []byte) error {
+	cmd, err := hono.ParseCommand(topic)
+	if err != nil || !cmd.Response {
+		return nil
+	}
+	env, err := ditto.Parse(payload)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrResponseNotEnvelope, err)
+	}
+	if id := env.Headers.CorrelationID(); !c.Take(id) {
+		return fmt.Errorf("%w %q", ErrResponseUnknown, id)
+	}
+	return nil
 }
