@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/mod/module"
 )
 
 // ErrSyntax marks a malformed go.sum or generated include file.
@@ -76,13 +78,16 @@ func ParseGoSum(r io.Reader) ([]Entry, error) {
 		if len(f) != 3 || !strings.HasPrefix(f[2], "h1:") || f[0] == "" || f[1] == "" {
 			return nil, fmt.Errorf("go.sum:%d: %q: %w", n, line, ErrSyntax)
 		}
-		if v, ok := strings.CutSuffix(f[1], "/go.mod"); ok {
-			if v == "" {
-				return nil, fmt.Errorf("go.sum:%d: %q has no version: %w", n, line, ErrSyntax)
-			}
+		v, modOnly := strings.CutSuffix(f[1], "/go.mod")
+		// A path or version the go command would refuse cannot be fetched
+		// either, and could smuggle ";" parameters into the SRC_URI entry.
+		if err := module.Check(f[0], v); err != nil {
+			return nil, fmt.Errorf("go.sum:%d: %v: %w", n, err, ErrSyntax)
+		}
+		if modOnly {
 			mods[[2]string{f[0], v}] = true
 		} else {
-			zips[[2]string{f[0], f[1]}] = true
+			zips[[2]string{f[0], v}] = true
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +74,12 @@ func TestChecksumFromCache(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	if _, err := ParseGoSum(strings.NewReader("a v1 nohash\n")); err == nil {
 		t.Error("ParseGoSum: nil error for a bad hash")
+	}
+	if _, err := ParseGoSum(strings.NewReader("example.com/a;mod=1 v1.0.0 h1:x=\n")); !errors.Is(err, ErrSyntax) {
+		t.Errorf("ParseGoSum of a path with ';': %v, want ErrSyntax", err)
+	}
+	if _, err := ParseGoSum(strings.NewReader("example.com/a 1.0 h1:x=\n")); !errors.Is(err, ErrSyntax) {
+		t.Errorf("ParseGoSum of a non-semver version: %v, want ErrSyntax", err)
 	}
 	if _, err := ParseInc(strings.NewReader("gomod://x;bogus=1\n")); err == nil {
 		t.Error("ParseInc: nil error for an unknown parameter")
