@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,13 +24,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kantofw/kanto/firmware/bootenv"
-	"github.com/kantofw/kanto/firmware/bootenv/bootenvtest"
-	"github.com/kantofw/kanto/firmware/bundle/bundletest"
 	"github.com/kantofw/kanto/firmware/slot"
 	"github.com/kantofw/kanto/internal/mosquittotest"
-	"github.com/kantofw/kanto/ota"
 	"github.com/kantofw/kanto/services/fwagent"
+	"github.com/kantofw/kanto/services/fwagent/fwagenttest"
 	"github.com/kantofw/kanto/services/internal/logging"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/store"
@@ -52,27 +48,10 @@ func TestHelperFwAgent(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process")
 	}
-	cfg := fwagent.Defaults()
-	cfg.Broker = os.Getenv("FW_BROKER")
-	cfg.Slots = filepath.Join(dir, "slots.json")
-	cfg.Keyring = filepath.Join(dir, "keyring.pem")
-	cfg.StateDir = filepath.Join(dir, "state-fw")
-	cfg.BaseVersion = "1.0"
-	healthy := os.Getenv("FW_HEALTHY") == "1"
-	deps := fwagent.Deps{
-		Log:      logging.Discard(),
-		Rebooter: rebootExit{dir},
-		BootID:   func() (string, error) { b, err := os.ReadFile(filepath.Join(dir, "bootid")); return string(b), err },
-		Checks: []ota.HealthCheck{ota.CheckFunc{CheckName: "test", Fn: func(context.Context) error {
-			if healthy {
-				return nil
-			}
-			return errors.New("unhealthy on purpose")
-		}}},
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	if err := fwagent.Run(ctx, cfg, deps); err != nil {
+	cfg := fwagenttest.Config(dir, os.Getenv("FW_BROKER"))
+	if err := fwagent.Run(ctx, cfg, fwagenttest.Deps(dir, os.Getenv("FW_HEALTHY") == "1", rebootExit{dir})); err != nil {
 		fmt.Fprintln(os.Stderr, "fw agent:", err)
 		os.Exit(3)
 	}
@@ -86,15 +65,12 @@ func (r rebootExit) Reboot(context.Context) error {
 	return nil
 }
 
-// device is a simulated A/B device: file-backed slots, a grubenv, a
-// kernel command line and a boot id in files.
+// device is a simulated A/B device (fwagenttest.Disk) whose agent runs in
+// a process of its own, so a reboot really ends it.
 type device struct {
+	*fwagenttest.Disk
 	t      *testing.T
-	dir    string
-	env    *bootenv.GrubEnv
-	boots  int
 	booted []string
-	bundle []byte
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -104,50 +80,28 @@ type device struct {
 }
 
 func newDevice(t *testing.T, broker string, healthy bool) *device {
-	d := &device{t: t, dir: t.TempDir(), broker: broker, healthy: healthy, stopped: make(chan struct{})}
-	pki := bundletest.NewPKI(t, "ed25519")
-	pki.WriteKeyring(t, d.dir)
-	d.bundle = bundletest.Build(t, pki.Signer(), map[string][]byte{"rootfs": bundletest.Image(200<<10, 7)}, bundletest.Options{Version: "2.0"})
-	d.write("slotA.img", bytes.Repeat([]byte{'A'}, 256<<10))
-	d.write("slotB.img", make([]byte, 256<<10))
-	cfg := slot.Config{Compatible: "test-board", Bootloader: "grub", GrubEnv: "grubenv", StateDir: "state", Cmdline: "cmdline", BootAttempts: 1,
-		Slots: []slot.Slot{{Name: "A", Class: "rootfs", Device: "slotA.img"}, {Name: "B", Class: "rootfs", Device: "slotB.img"}}}
-	d.env = bootenv.NewGrubEnv(filepath.Join(d.dir, "grubenv"))
-	if err := d.env.Write(map[string]string{"ORDER": "A B", "A_OK": "1", "A_TRY": "0", "B_OK": "0", "B_TRY": "0"}); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(cfg)
-	d.write("slots.json", data)
+	d := &device{Disk: fwagenttest.NewDisk(t), t: t, broker: broker, healthy: healthy, stopped: make(chan struct{})}
 	t.Cleanup(d.shutdown)
 	return d
-}
-
-func (d *device) write(name string, data []byte) {
-	if err := os.WriteFile(filepath.Join(d.dir, name), data, 0o644); err != nil {
-		d.t.Fatal(err)
-	}
 }
 
 // powerOn runs the bootloader logic and starts the agent on the chosen slot;
 // whenever the agent reboots, the device powers on again.
 func (d *device) powerOn() {
-	s, err := bootenvtest.GrubBoot(d.env)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.Boot()
 	if err != nil {
 		d.t.Error(err)
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.boots++
 	d.booted = append(d.booted, s)
-	d.write("cmdline", []byte("console=ttyS0 kanto.slot="+s+"\n"))
-	d.write("bootid", []byte(fmt.Sprintf("boot-%d", d.boots)))
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFwAgent$")
 	h := "0"
 	if d.healthy {
 		h = "1"
 	}
-	cmd.Env = append(os.Environ(), "FW_DEV_DIR="+d.dir, "FW_BROKER="+d.broker, "FW_HEALTHY="+h)
+	cmd.Env = append(os.Environ(), "FW_DEV_DIR="+d.Dir, "FW_BROKER="+d.broker, "FW_HEALTHY="+h)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -158,8 +112,8 @@ func (d *device) powerOn() {
 	// Owned by the device: waits for the agent and power-cycles on reboot.
 	go func() {
 		_ = cmd.Wait()
-		if _, err := os.Stat(filepath.Join(d.dir, "reboot-requested")); err == nil {
-			_ = os.Remove(filepath.Join(d.dir, "reboot-requested"))
+		if _, err := os.Stat(filepath.Join(d.Dir, "reboot-requested")); err == nil {
+			_ = os.Remove(filepath.Join(d.Dir, "reboot-requested"))
 			select {
 			case <-d.stopped:
 			default:
@@ -352,7 +306,7 @@ func startCampaign(t *testing.T, healthy bool) *campaign {
 	o := newObserver(t, b.URL(), "camp-1")
 	dev := newDevice(t, b.URL(), healthy)
 	pkg := tgz(t, map[string]string{"install.sh": "printf 'progress=100\\nmessage=pkg installed\\n' > status\n"})
-	files := map[string][]byte{"/fw.kfw": dev.bundle, "/pkg.tar.gz": pkg}
+	files := map[string][]byte{"/fw.kfw": dev.Bundle, "/pkg.tar.gz": pkg}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(files[r.URL.Path]))
 	}))
@@ -368,7 +322,7 @@ func startCampaign(t *testing.T, healthy bool) *campaign {
 
 	ds := updateapi.DesiredState{Domains: []updateapi.Domain{
 		{ID: "firmware", Components: []updateapi.Component{{ID: "os", Version: "2.0", Config: []updateapi.KeyValue{
-			{Key: "url", Value: srv.URL + "/fw.kfw"}, {Key: "sha256", Value: hexSHA(dev.bundle)}}}}},
+			{Key: "url", Value: srv.URL + "/fw.kfw"}, {Key: "sha256", Value: hexSHA(dev.Bundle)}}}}},
 		{ID: "software", Components: []updateapi.Component{{ID: "pkg", Version: "1.0", Config: []updateapi.KeyValue{
 			{Key: "url", Value: srv.URL + "/pkg.tar.gz"}, {Key: "sha256", Value: hexSHA(pkg)}}}}},
 		{ID: "containers", Components: []updateapi.Component{{ID: "influxdb", Version: "2.7.1"}}},
@@ -410,7 +364,7 @@ func TestThreeDomainCampaignAcrossReboot(t *testing.T) {
 		t.Errorf("boots %v, want A then B", got)
 	}
 	var sf slot.StatusFile
-	raw, err := os.ReadFile(filepath.Join(c.dev.dir, "state", "slot-status.json"))
+	raw, err := os.ReadFile(filepath.Join(c.dev.Dir, "state", "slot-status.json"))
 	if err == nil {
 		err = json.Unmarshal(raw, &sf)
 	}

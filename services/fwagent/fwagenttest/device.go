@@ -1,8 +1,12 @@
 // Package fwagenttest simulates an A/B device for tests of the firmware
 // domain: file-backed slots, a grubenv, a kernel command line and a boot id
-// in files, and the firmware agent running in-process. A reboot stops the
-// agent, runs the reference GRUB logic (bootenvtest) and starts the agent
-// again on the chosen slot, as a power cycle.
+// in files. A reboot stops the agent, runs the reference GRUB logic
+// (bootenvtest) and starts the agent again on the chosen slot, as a power
+// cycle.
+//
+// Device runs the agent in-process. Tests that need the agent in a process
+// of its own (a reboot that really ends it) build on Disk, Boot, Config and
+// Deps, so the device layout exists once.
 package fwagenttest
 
 import (
@@ -25,14 +29,97 @@ import (
 	"github.com/kantofw/kanto/services/internal/logging"
 )
 
-// Device is a simulated device running the firmware agent.
-type Device struct {
-	t   testing.TB
+// Disk is the persistent state of a simulated device: what survives a
+// power cycle.
+type Disk struct {
 	Dir string
 	// Bundle is a signed bundle of version 2.0 for this device.
 	Bundle []byte
+	Env    *bootenv.GrubEnv
 
-	env     *bootenv.GrubEnv
+	boots int
+}
+
+// NewDisk lays out a device booted on slot A (version 1.0): a keyring,
+// two slot images, slots.json and a grubenv.
+func NewDisk(t testing.TB) *Disk {
+	t.Helper()
+	d := &Disk{Dir: t.TempDir()}
+	pki := bundletest.NewPKI(t, "ed25519")
+	pki.WriteKeyring(t, d.Dir)
+	d.Bundle = bundletest.Build(t, pki.Signer(), map[string][]byte{"rootfs": bundletest.Image(200<<10, 7)}, bundletest.Options{Version: "2.0"})
+	write(t, d.Dir, "slotA.img", bytes.Repeat([]byte{'A'}, 256<<10))
+	write(t, d.Dir, "slotB.img", make([]byte, 256<<10))
+	cfg := slot.Config{Compatible: "test-board", Bootloader: "grub", GrubEnv: "grubenv", StateDir: "state", Cmdline: "cmdline", BootAttempts: 1,
+		Slots: []slot.Slot{{Name: "A", Class: "rootfs", Device: "slotA.img"}, {Name: "B", Class: "rootfs", Device: "slotB.img"}}}
+	d.Env = bootenv.NewGrubEnv(filepath.Join(d.Dir, "grubenv"))
+	if err := d.Env.Write(map[string]string{"ORDER": "A B", "A_OK": "1", "A_TRY": "0", "B_OK": "0", "B_TRY": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, d.Dir, "slots.json", data)
+	return d
+}
+
+// Boot runs the bootloader logic and writes what the booted kernel would
+// show: the command line naming the slot and a new boot id. It returns the
+// slot booted. Callers serialise boots.
+func (d *Disk) Boot() (string, error) {
+	s, err := bootenvtest.GrubBoot(d.Env)
+	if err != nil {
+		return "", err
+	}
+	d.boots++
+	if err := os.WriteFile(filepath.Join(d.Dir, "cmdline"), []byte("console=ttyS0 kanto.slot="+s+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(d.Dir, "bootid"), []byte(fmt.Sprintf("boot-%d", d.boots)), 0o644); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// Config is the agent's configuration on a device laid out in dir.
+func Config(dir, broker string) fwagent.Config {
+	cfg := fwagent.Defaults()
+	cfg.Broker = broker
+	cfg.Slots = filepath.Join(dir, "slots.json")
+	cfg.Keyring = filepath.Join(dir, "keyring.pem")
+	cfg.StateDir = filepath.Join(dir, "state-fw")
+	cfg.BaseVersion = "1.0"
+	return cfg
+}
+
+// Deps are the agent's hooks on a device laid out in dir: the boot id
+// from its file and one health check that passes only if healthy.
+func Deps(dir string, healthy bool, r ota.Rebooter) fwagent.Deps {
+	return fwagent.Deps{
+		Log:      logging.Discard(),
+		Rebooter: r,
+		BootID:   func() (string, error) { b, err := os.ReadFile(filepath.Join(dir, "bootid")); return string(b), err },
+		Checks: []ota.HealthCheck{ota.CheckFunc{CheckName: "test", Fn: func(context.Context) error {
+			if healthy {
+				return nil
+			}
+			return errors.New("unhealthy on purpose")
+		}}},
+	}
+}
+
+func write(t testing.TB, dir, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Device is a simulated device running the firmware agent in-process.
+type Device struct {
+	*Disk
+	t       testing.TB
 	broker  string
 	healthy bool
 
@@ -48,29 +135,10 @@ type Device struct {
 // agent against broker. It stops when the test ends.
 func New(t testing.TB, broker string, healthy bool) *Device {
 	t.Helper()
-	d := &Device{t: t, Dir: t.TempDir(), broker: broker, healthy: healthy}
-	pki := bundletest.NewPKI(t, "ed25519")
-	pki.WriteKeyring(t, d.Dir)
-	d.Bundle = bundletest.Build(t, pki.Signer(), map[string][]byte{"rootfs": bundletest.Image(200<<10, 7)}, bundletest.Options{Version: "2.0"})
-	d.write("slotA.img", bytes.Repeat([]byte{'A'}, 256<<10))
-	d.write("slotB.img", make([]byte, 256<<10))
-	cfg := slot.Config{Compatible: "test-board", Bootloader: "grub", GrubEnv: "grubenv", StateDir: "state", Cmdline: "cmdline", BootAttempts: 1,
-		Slots: []slot.Slot{{Name: "A", Class: "rootfs", Device: "slotA.img"}, {Name: "B", Class: "rootfs", Device: "slotB.img"}}}
-	d.env = bootenv.NewGrubEnv(filepath.Join(d.Dir, "grubenv"))
-	if err := d.env.Write(map[string]string{"ORDER": "A B", "A_OK": "1", "A_TRY": "0", "B_OK": "0", "B_TRY": "0"}); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(cfg)
-	d.write("slots.json", data)
+	d := &Device{Disk: NewDisk(t), t: t, broker: broker, healthy: healthy}
 	t.Cleanup(d.stop)
 	d.powerOn()
 	return d
-}
-
-func (d *Device) write(name string, data []byte) {
-	if err := os.WriteFile(filepath.Join(d.Dir, name), data, 0o644); err != nil {
-		d.t.Fatal(err)
-	}
 }
 
 // Booted lists the slots booted so far, in order.
@@ -82,44 +150,20 @@ func (d *Device) Booted() []string {
 
 func (d *Device) powerOn() {
 	d.mu.Lock()
-	closed := d.closed
-	d.mu.Unlock()
-	if closed {
-		return
-	}
-	s, err := bootenvtest.GrubBoot(d.env)
-	if err != nil {
-		d.t.Error(err)
-		return
-	}
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
+	s, err := d.Boot()
+	if err != nil {
+		d.t.Error(err)
+		return
+	}
 	d.booted = append(d.booted, s)
-	d.write("cmdline", []byte("console=ttyS0 kanto.slot="+s+"\n"))
-	d.write("bootid", []byte(fmt.Sprintf("boot-%d", len(d.booted))))
-	cfg := fwagent.Defaults()
-	cfg.Broker = d.broker
-	cfg.Slots = filepath.Join(d.Dir, "slots.json")
-	cfg.Keyring = filepath.Join(d.Dir, "keyring.pem")
-	cfg.StateDir = filepath.Join(d.Dir, "state-fw")
-	cfg.BaseVersion = "1.0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.cancel, d.done = cancel, done
-	deps := fwagent.Deps{
-		Log:      logging.Discard(),
-		Rebooter: rebooter{d},
-		BootID:   func() (string, error) { b, err := os.ReadFile(filepath.Join(d.Dir, "bootid")); return string(b), err },
-		Checks: []ota.HealthCheck{ota.CheckFunc{CheckName: "test", Fn: func(context.Context) error {
-			if d.healthy {
-				return nil
-			}
-			return errors.New("unhealthy on purpose")
-		}}},
-	}
+	cfg, deps := Config(d.Dir, d.broker), Deps(d.Dir, d.healthy, rebooter{d})
 	// Owned by the device: one boot of the agent; ends with its context.
 	go func() {
 		defer close(done)
