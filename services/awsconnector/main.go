@@ -9,8 +9,6 @@ import (
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
-	"github.com/kantofw/kanto/services/internal/logging"
-	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -52,14 +50,11 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, closer, err := logging.New(s.Config, "aws-connector", env.Stderr)
+	log, closer, err := uplink.StartLogging(s.Config, "aws-connector", e, env.Stderr)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
-	// Not restored: paho's goroutines may log after Close returns (see
-	// mqtt.SetupLibraryLog); the process ends right after Main.
-	_ = mqtt.SetupLibraryLog(e.MQTTLogLevel, log)
 	log.Info("aws connector starting", "localAddress", s.LocalAddress, "address", s.Address)
 	return New(Options{Settings: s, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
 }

@@ -9,8 +9,7 @@ import (
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
-	"github.com/kantofw/kanto/services/internal/logging"
-	"github.com/kantofw/kanto/services/internal/mqtt"
+	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
 // LoadSettings parses args the way upstream does: defaults, then the JSON
@@ -72,16 +71,11 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, closer, err := logging.New(s.Config, "suite-connector", env.Stderr)
+	log, closer, err := uplink.StartLogging(s.Config, "suite-connector", e.Env, env.Stderr)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
-	// Not restored at return: paho's goroutines may still read its logger
-	// globals after Close returns (router.go logs as it exits), so the
-	// restore would race with them (seen under -race, exit status 66); the
-	// process ends right after Main anyway.
-	_ = mqtt.SetupLibraryLog(e.MQTTLogLevel, log)
 	c := New(Options{Settings: s, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)})
 	log.Info("suite connector starting", "localAddress", s.LocalAddress, "address", s.Address)
 	return c.Run(ctx)

@@ -9,8 +9,6 @@ import (
 	"github.com/kantofw/kanto/services/internal/cli"
 	"github.com/kantofw/kanto/services/internal/config"
 	"github.com/kantofw/kanto/services/internal/lifecycle"
-	"github.com/kantofw/kanto/services/internal/logging"
-	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/uplink"
 )
 
@@ -88,14 +86,11 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, closer, err := logging.New(s.Config, "local-digital-twins", env.Stderr)
+	log, closer, err := uplink.StartLogging(s.Config, "local-digital-twins", e, env.Stderr)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
-	// Not restored: paho's goroutines may log after Close returns (see
-	// mqtt.SetupLibraryLog); the process ends right after Main.
-	_ = mqtt.SetupLibraryLog(e.MQTTLogLevel, log)
 	log.Info("local digital twins starting", "localAddress", s.LocalAddress, "address", s.Address, "thingsDb", s.ThingsDB)
 	return New(Options{Settings: base, Reapply: reapply, Env: e, Log: log, Notifier: lifecycle.NewNotifier(log)}).Run(ctx)
 }
