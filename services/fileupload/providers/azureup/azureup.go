@@ -214,7 +214,9 @@ func (u *Uploader) blocks(ctx context.Context, c *blockblob.Client, f *files.Fil
 	})
 }
 
-// created accepts only 201 Created, as upstream.
+// created accepts only 201 Created, as upstream. The SDK already turns
+// another success code into a ResponseError (see classify); this check
+// does not depend on that.
 func created(ctx context.Context, raw *http.Response, err error) error {
 	if err != nil {
 		return classify(ctx, err)
@@ -243,7 +245,14 @@ func classify(ctx context.Context, err error) error {
 	}
 	var re *azcore.ResponseError
 	if errors.As(err, &re) && re.StatusCode < 500 {
-		return fmt.Errorf("%s (status %d): %w", re.ErrorCode, re.StatusCode, providers.ErrRejected)
+		// The SDK itself refuses a success code other than the one the
+		// operation defines (201 for Put Blob and Put Block List); such an
+		// answer has no error code of its own.
+		code := re.ErrorCode
+		if code == "" {
+			code = "unexpected answer"
+		}
+		return fmt.Errorf("%s (status %d): %w", code, re.StatusCode, providers.ErrRejected)
 	}
 	return fmt.Errorf("%w: %w", providers.ErrTransient, err)
 }

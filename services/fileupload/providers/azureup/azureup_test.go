@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,5 +278,65 @@ func TestResumeAfterInterruption(t *testing.T) {
 	}
 	if content, _ := stored(t, a, "r.bin"); content != want {
 		t.Errorf("stored md5 %s, want %s (old blocks reused?)", content, want)
+	}
+}
+
+// TestOnly201Succeeds: a Put Blob or Put Block List answered 200 instead of
+// 201 (here rewritten by a proxy in front of azurite) is a rejection, as
+// upstream, and is not retried.
+func TestOnly201Succeeds(t *testing.T) {
+	a := storagetest.StartAzure(t, ctr)
+	target, err := url.Parse(a.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rewrote atomic.Int32
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	rp.ModifyResponse = func(r *http.Response) error {
+		q := r.Request.URL.Query()
+		// Put Blob has no comp; Put Block List is comp=blocklist.
+		if r.Request.Method == http.MethodPut && r.StatusCode == http.StatusCreated && (q.Get("comp") == "" || q.Get("comp") == "blocklist") {
+			r.StatusCode, r.Status = http.StatusOK, "200 OK"
+			rewrote.Add(1)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	endpoint := srv.URL + target.Path
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{{"single-put", 1000}, {"block-list", 9 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rewrote.Store(0)
+			path := filepath.Join(dir, tc.name+".bin")
+			storagetest.WriteRandom(t, path, tc.size)
+			u, err := New(providers.Options{KeyEndpoint: endpoint, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr},
+				Config{BlockSize: 4 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = u.Upload(ctxT(t), open(t, path), nil)
+			if !errors.Is(err, providers.ErrRejected) || !strings.Contains(err.Error(), "unexpected answer (status 200)") {
+				t.Fatalf("upload answered 200: %v, want a rejection naming the status", err)
+			}
+			if rewrote.Load() != 1 {
+				t.Errorf("%d responses rewritten, want 1 (a rejection is not retried)", rewrote.Load())
+			}
+		})
+	}
+	// The same proxy passes a 201 through untouched: the rule, not the
+	// proxy, made the uploads above fail.
+	rp.ModifyResponse = nil
+	path := filepath.Join(dir, "through.bin")
+	storagetest.WriteRandom(t, path, 1000)
+	u, err := New(providers.Options{KeyEndpoint: endpoint, KeySAS: a.SAS(t, ctr, storagetest.AzureKey), KeyContainer: ctr}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Upload(ctxT(t), open(t, path), nil); err != nil {
+		t.Fatalf("upload through the proxy: %v", err)
 	}
 }
