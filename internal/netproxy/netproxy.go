@@ -1,23 +1,30 @@
 // Package netproxy is a loopback TCP proxy for tests that cut the network:
 // Cut drops every open connection and refuses new ones until Restore.
+//
+// While cut, the proxy's port is closed, so a connection attempt is
+// refused at once and no byte is written into a connection that the
+// proxy would only drop (a test that counts bytes sent then sees what the
+// code under test resent, not what the kernel buffered).
 package netproxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections from its own loopback port to a target.
 type Proxy struct {
-	target string
-	l      net.Listener
+	target, addr string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	l      net.Listener // nil while cut
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 // New listens on a free loopback port and forwards to target.
@@ -26,46 +33,68 @@ func New(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{target: target, l: l, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	// Owned by the proxy; exits when Close closes the listener.
-	go p.accept()
+	p := &Proxy{target: target, addr: l.Addr().String(), l: l, conns: map[net.Conn]struct{}{}}
+	p.serve(l)
 	return p, nil
 }
 
-// Addr is the proxy's host:port.
-func (p *Proxy) Addr() string { return p.l.Addr().String() }
+func (p *Proxy) serve(l net.Listener) {
+	p.wg.Add(1)
+	// Owned by the proxy; exits when Cut or Close closes the listener.
+	go p.accept(l)
+}
 
-// Cut closes all connections and refuses new ones.
+// Addr is the proxy's host:port; it stays the same across cuts.
+func (p *Proxy) Addr() string { return p.addr }
+
+// Cut closes the port and all connections.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = true
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
 	for c := range p.conns {
 		c.Close()
 	}
 	p.conns = map[net.Conn]struct{}{}
 }
 
-// Restore lets connections through again.
+// Restore opens the port again. It panics if the port cannot be had back
+// within a few seconds: the test's network could not be restored.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.l != nil || p.closed {
+		return
+	}
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var l net.Listener
+		if l, err = net.Listen("tcp", p.addr); err == nil {
+			p.l = l
+			p.serve(l)
+			return
+		}
+	}
+	panic(fmt.Sprintf("netproxy: reopen %s: %v", p.addr, err))
 }
 
 // Close stops the proxy.
 func (p *Proxy) Close() error {
-	err := p.l.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.Cut()
 	p.wg.Wait()
-	return err
+	return nil
 }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(l net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.l.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -73,7 +102,7 @@ func (p *Proxy) accept() {
 			continue
 		}
 		p.mu.Lock()
-		if p.cut {
+		if p.l != l { // cut while this connection was being accepted
 			p.mu.Unlock()
 			c.Close()
 			continue
