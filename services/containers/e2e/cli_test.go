@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/kantofw/kanto/internal/testenv"
+	ctrsvc "github.com/kantofw/kanto/services/containers/api/services/containers"
 	"github.com/kantofw/kanto/services/containers/cmtest"
 	"github.com/kantofw/kanto/services/containers/model"
 )
@@ -71,6 +74,9 @@ func TestCLILifecycle(t *testing.T) {
 	if got := cli(t, d, "list"); !strings.Contains(got, "Created") || !strings.Contains(got, id) {
 		t.Errorf("list:\n%s", got)
 	}
+	if errOut := cliFail(t, d, "logs", id); !strings.Contains(errOut, `there are no logs for container with status "Created"`) {
+		t.Errorf("logs of a created container: %s", errOut)
+	}
 	cli(t, d, "start", "-n", "life")
 	c = waitStatus(t, d, id, model.Running)
 	if c.State.Pid <= 0 || c.NetworkSettings == nil || c.NetworkSettings.Networks["bridge"].IPAddress == "" {
@@ -90,6 +96,16 @@ func TestCLILifecycle(t *testing.T) {
 	}
 	cli(t, d, "pause", id)
 	waitStatus(t, d, id, model.Paused)
+	// The CLI refuses before calling Start; the daemon refuses on its own
+	// for any other API client.
+	if errOut := cliFail(t, d, "start", id); !strings.Contains(errOut, "is paused - cannot start it - use unpause instead") {
+		t.Errorf("start while paused (CLI): %s", errOut)
+	}
+	cl, _ := client(t, d)
+	_, err := cl.Start(ctx(t), &ctrsvc.StartContainerRequest{Id: id})
+	if s, _ := status.FromError(err); err == nil || !strings.Contains(s.Message(), "the container with id = "+id+" is paused - cannot start it - try unpausing it instead") {
+		t.Errorf("start while paused (API): %v", err)
+	}
 	cli(t, d, "unpause", id)
 	waitStatus(t, d, id, model.Running)
 	cli(t, d, "rename", id, "life2")
