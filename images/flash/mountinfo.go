@@ -100,15 +100,14 @@ func unescapeMountinfo(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// findMounted returns the first mount in mountinfo whose device onDisk
-// accepts.
-func findMounted(mountinfo io.Reader, onDisk func(major, minor uint32) bool) (mount, bool, error) {
+// findMounted returns the first mount in mountinfo that onDisk accepts.
+func findMounted(mountinfo io.Reader, onDisk func(mount) bool) (mount, bool, error) {
 	mounts, err := parseMountinfo(mountinfo)
 	if err != nil {
 		return mount{}, false, err
 	}
 	for _, m := range mounts {
-		if onDisk(m.Major, m.Minor) {
+		if onDisk(m) {
 			return m, true, nil
 		}
 	}

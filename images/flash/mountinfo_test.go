@@ -69,7 +69,7 @@ func TestParseMountinfoMalformed(t *testing.T) {
 func TestFindMounted(t *testing.T) {
 	// The target is sdb; onDisk stands for the sysfs lookup (see
 	// TestCheckDevice for that).
-	onSDB := func(major, minor uint32) bool { return major == 8 && minor >= 16 && minor < 32 }
+	onSDB := func(m mount) bool { return m.Major == 8 && m.Minor >= 16 && m.Minor < 32 }
 	for _, tc := range []struct {
 		name      string
 		lines     []string

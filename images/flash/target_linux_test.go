@@ -58,6 +58,105 @@ func fakeHost(t *testing.T, rootDev uint64, mountinfo string) host {
 		sys:       sys,
 		rootDev:   func() (uint64, error) { return rootDev, nil },
 		mountinfo: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(mountinfo)), nil },
+		devOf: func(path string) (uint64, error) {
+			n, ok := fakeNodes[path]
+			if !ok {
+				return 0, os.ErrNotExist
+			}
+			return n, nil
+		},
+	}
+}
+
+// fakeNodes are the device nodes of the fake host's /dev.
+var fakeNodes = map[string]uint64{
+	"/dev/sda1": unix.Mkdev(8, 1), "/dev/sda2": unix.Mkdev(8, 2),
+	"/dev/sdb": unix.Mkdev(8, 16), "/dev/sdb1": unix.Mkdev(8, 17),
+}
+
+// hold makes the virtual device mapper device dm-<n> (named name, or
+// unnamed as md) a holder of the block device at dir (relative to sys), as
+// LVM, dm-crypt or md do, with the slaves link back.
+func hold(t *testing.T, h host, dir, holder, name string) {
+	t.Helper()
+	hd := filepath.Join(h.sys, "devices/virtual/block", holder)
+	if name != "" {
+		if err := os.MkdirAll(filepath.Join(hd, "dm"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hd, "dm", "name"), []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.MkdirAll(hd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holders := filepath.Join(h.sys, dir, "holders")
+	if err := os.MkdirAll(holders, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(holders, hd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rel, filepath.Join(holders, holder)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeldTargets: a disk whose partition (or itself) carries LVM,
+// dm-crypt or md is refused even though nothing of it is mounted by its
+// own number; other disks' holders do not matter.
+func TestHeldTargets(t *testing.T) {
+	const usb = "devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block"
+	const ata = "devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block"
+	for _, tc := range []struct {
+		name, dir, holder, dmName string
+		dev                       uint64
+		wantMsg                   string // "" = accepted
+	}{
+		{"LVM on a partition", usb + "/sdb/sdb1", "dm-0", "vg-data", unix.Mkdev(8, 16), "/dev/target: sdb1 is in use by dm-0 (vg-data)"},
+		{"dm-crypt on the whole disk", usb + "/sdb", "dm-1", "luks-1234", unix.Mkdev(8, 16), "/dev/target: sdb is in use by dm-1 (luks-1234)"},
+		{"md on a partition, partition given", usb + "/sdb/sdb1", "md0", "", unix.Mkdev(8, 17), "/dev/target: sdb1 is in use by md0"},
+		{"holder on another disk", ata + "/sda/sda1", "dm-0", "vg-root", unix.Mkdev(8, 16), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHost(t, unix.Mkdev(0, 30), `1 0 0:30 / / rw - overlay overlay rw`+"\n")
+			hold(t, h, tc.dir, tc.holder, tc.dmName)
+			err := h.checkDevice("/dev/target", tc.dev)
+			if tc.wantMsg == "" {
+				if err != nil {
+					t.Errorf("checkDevice() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTargetBusy) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("checkDevice() = %v, want ErrTargetBusy with %q", err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestBtrfsMountBySource: btrfs shows an anonymous 0:N device number in
+// mountinfo; the mount source names the disk.
+func TestBtrfsMountBySource(t *testing.T) {
+	for _, tc := range []struct {
+		name, line string
+		busy       bool
+	}{
+		{"btrfs on the target", `40 1 0:45 / /srv rw - btrfs /dev/sdb1 rw,space_cache=v2`, true},
+		{"btrfs elsewhere", `40 1 0:45 / /srv rw - btrfs /dev/sda1 rw,space_cache=v2`, false},
+		{"source not a device", `40 1 0:46 / /run rw - tmpfs /dev/shm-like rw`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHost(t, unix.Mkdev(0, 30), `1 0 0:30 / / rw - overlay overlay rw`+"\n"+tc.line+"\n")
+			err := h.checkDevice("/dev/target", unix.Mkdev(8, 16))
+			if busy := errors.Is(err, ErrTargetBusy); busy != tc.busy || (!busy && err != nil) {
+				t.Errorf("checkDevice() = %v, want busy=%v", err, tc.busy)
+			}
+			if tc.busy && !strings.Contains(err.Error(), "mounted on /srv") {
+				t.Errorf("checkDevice() = %v, want the mount point named", err)
+			}
+		})
 	}
 }
 
