@@ -35,9 +35,9 @@ type globals struct {
 }
 
 func (g *globals) register(fs *flagSet) {
-	fs.String(&g.host, "host", "", DefaultHost, "Specify the address path to the Eclipse Kanto container management (a unix socket path, or tcp://host:port)")
-	fs.Int(&g.timeout, "timeout", "", 30, "Specify the connection timeout in seconds to the Eclipse Kanto container management")
-	fs.Bool(&g.debug, "debug", "", false, "Switch commands log level to DEBUG mode")
+	fs.String(&g.host, "host", "", DefaultHost, "Where the daemon's API listens: a unix socket path or tcp://host:port")
+	fs.Int(&g.timeout, "timeout", "", 30, "Seconds to wait for the connection to the daemon")
+	fs.Bool(&g.debug, "debug", "", false, "Log at debug level")
 }
 
 // app is one invocation.
@@ -60,6 +60,9 @@ type command struct {
 	// noInterspersed: flags end at the first argument (create, whose
 	// arguments after the image are the container's command).
 	noInterspersed bool
+	// nargs, when set, checks the number of positional arguments before
+	// the daemon is dialled (as upstream's cobra Args do).
+	nargs argCount
 }
 
 func commands() []*command {
@@ -125,6 +128,11 @@ func (a *app) main(ctx context.Context, args []string) error {
 		pos, err := fs.parse(args[1:], !c.noInterspersed)
 		if err != nil {
 			return err
+		}
+		if c.nargs != nil {
+			if err := c.nargs(c.name, pos); err != nil {
+				return err
+			}
 		}
 		if !c.noDial {
 			if err := a.dial(ctx); err != nil {

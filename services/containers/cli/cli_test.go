@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,85 @@ func TestHelpAndErrors(t *testing.T) {
 	err := Main(context.Background(), env, []string{"nope"})
 	if kcli.ExitCode(err) != 1 || !strings.Contains(errOut.String(), "Error: unknown command \"nope\"") {
 		t.Errorf("unknown command: %v %q", err, errOut)
+	}
+}
+
+// TestHelpFlags: every command's help is printed on stdout, with exit 0,
+// and lists the flags upstream's kanto-cm has, with the same short forms
+// and defaults (the wording is our own).
+func TestHelpFlags(t *testing.T) {
+	global := []string{"      --debug", "      --host string\n", `(default "/run/container-management/container-management.sock")`, "      --timeout int\n", "(default 30)"}
+	tests := map[string][]string{
+		"create": {"      --cap-add strings", "      --dec-keys strings", "      --dec-recipients strings", "      --devices strings",
+			"      --e stringArray", "  -f, --file string", "      --hosts strings", "      --i\n", "      --log-driver string", `(default "json-file")`,
+			"      --log-max-buffer-size string", `(default "1M")`, "      --log-max-files int", "(default 2)", "      --log-max-size string", `(default "100M")`,
+			"      --log-mode string", `(default "blocking")`, "      --log-path string", "  -m, --memory string", "      --memory-reservation string",
+			"      --memory-swap string", "      --mp strings", "  -n, --name string", "      --network string", `(default "bridge")`, "      --ports strings",
+			"      --privileged", "      --rp string", "      --rp-cnt int", "(default 1)", "      --rp-to int", "(default 30)", "      --t\n"},
+		"get":     {"  -n, --name string"},
+		"list":    {"  -n, --name string", "  -q, --quiet", "      --filter strings"},
+		"logs":    {"  -n, --name string", "  -t, --tail int", "(default 100)"},
+		"remove":  {"  -f, --force", "  -n, --name string", "  -t, --time string"},
+		"start":   {"      --a\n", "      --i\n", "  -n, --name string"},
+		"stop":    {"  -f, --force", "  -n, --name string", "  -s, --signal string", `(default "SIGTERM")`, "  -t, --time string"},
+		"sysinfo": {},
+		"update": {"  -m, --memory string", "      --memory-reservation string", "      --memory-swap string", "  -n, --name string", "      --rp string",
+			"      --rp-cnt int", "(default -2147483648)", "      --rp-to int", "(default -9223372036854775808)"},
+	}
+	for cmd, want := range tests {
+		for _, args := range [][]string{{cmd, "-h"}, {cmd, "--host", "/nowhere.sock", "--help"}} {
+			env, out, errOut := testEnv()
+			if err := Main(context.Background(), env, args); err != nil {
+				t.Errorf("%v: %v", args, err)
+			}
+			if errOut.Len() != 0 {
+				t.Errorf("%v: stderr %q", args, errOut)
+			}
+			for _, w := range append(want, global...) {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("%v: help lacks %q:\n%s", args, w, out)
+				}
+			}
+		}
+	}
+}
+
+// TestArgCount: surplus arguments are refused before the daemon is
+// dialled (the host does not exist), with upstream's messages.
+func TestArgCount(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "invalid"}, `unknown command "invalid" for "kanto-cm list"`},
+		{[]string{"sysinfo", "x"}, `unknown command "x" for "kanto-cm sysinfo"`},
+		{[]string{"get", "a", "b"}, "accepts at most 1 arg(s), received 2"},
+		{[]string{"logs", "a", "b", "c"}, "accepts at most 1 arg(s), received 3"},
+		{[]string{"start", "a", "b"}, "accepts at most 1 arg(s), received 2"},
+		{[]string{"stop", "-n", "x", "a", "b"}, "accepts at most 1 arg(s), received 2"},
+		{[]string{"update", "a", "--rp", "no", "b"}, "accepts at most 1 arg(s), received 2"},
+		{[]string{"rename", "a", "b", "c"}, "accepts at most 2 arg(s), received 3"},
+	}
+	for _, tt := range tests {
+		env, out, errOut := testEnv()
+		err := Main(context.Background(), env, append([]string{"--host", "/nonexistent/cm.sock", "--timeout", "1"}, tt.args...))
+		if kcli.ExitCode(err) != 1 || out.Len() != 0 || errOut.String() != "Error: "+tt.want+"\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tt.args, kcli.ExitCode(err), out, errOut, tt.want)
+		}
+	}
+}
+
+func TestRemoveErrors(t *testing.T) {
+	if err := removeErrors(nil); err != nil {
+		t.Errorf("no failure: %v", err)
+	}
+	one := errors.New("The requested container with ID = x was not found.")
+	if err := removeErrors([]error{one}); err != one {
+		t.Errorf("one failure: %v", err)
+	}
+	got := removeErrors([]error{one, errors.New("boom")}).Error()
+	want := "containers couldn't be removed due to the following reasons: \n\n* The requested container with ID = x was not found.\n* boom"
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("several failures (-got +want):\n%s", diff)
 	}
 }

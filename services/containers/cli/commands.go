@@ -75,15 +75,15 @@ func createCommandWith(fp *createFlags) *command {
 	f := fp
 	var fsRef *flagSet
 	return &command{
-		name: "create", short: "Create a container.", noInterspersed: true,
+		name: "create", short: "Create a container from an image, or from a JSON description.", noInterspersed: true,
 		use:     "create [option]... container-image-id [command] [command-arg]...",
 		example: "  create docker.io/library/busybox:latest\n  create -n web --ports 8080:80 docker.io/library/httpd:latest\n  create -f container.json",
 		flags: func(fs *flagSet) {
 			fsRef = fs
-			fs.String(&f.name, "name", "n", "", "Create a container with a specific name. A valid name starts with a letter, a digit or an underscore and may also contain dots and hyphens.")
-			fs.Bool(&f.tty, "t", "", false, "Enable terminal for the current container")
-			fs.Bool(&f.interactive, "i", "", false, "Enable interaction with the current container")
-			fs.Bool(&f.privileged, "privileged", "", false, "Create the container as privileged")
+			fs.String(&f.name, "name", "n", "", "Name for the new container: a letter, digit or underscore first, then also dots and hyphens.")
+			fs.Bool(&f.tty, "t", "", false, "Give the container a pseudo-terminal")
+			fs.Bool(&f.interactive, "i", "", false, "Keep the container's standard input open (see start --i)")
+			fs.Bool(&f.privileged, "privileged", "", false, "Run the container with all privileges and host devices")
 			fs.String(&f.rp, "rp", "", "", "Restart policy: no, always, unless-stopped (the daemon default) or on-failure.\nno - never restart\nalways - restart whenever the container exits (a manual stop is respected)\nunless-stopped - restart unless the container was stopped by the user\non-failure - restart when the exit code is not 0; --rp-cnt and --rp-to apply to this policy only")
 			fs.Int(&f.rpCnt, "rp-cnt", "", 1, "Maximum number of restarts for the on-failure policy (0 means no limit)")
 			fs.Int64(&f.rpTo, "rp-to", "", 30, "Upper bound in seconds of the delay between restarts for the on-failure policy")
@@ -250,10 +250,10 @@ func (a *app) pull(ctx context.Context, ref string) {
 func getCommand() *command {
 	var name string
 	return &command{
-		name: "get", short: "Get detailed information about a given container.", use: "get <container-id>",
+		name: "get", short: "Print a container's configuration and state as JSON.", use: "get <container-id>", nargs: atMost(1),
 		example: "  get <container-id>\n  get --name <container-name>",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "Get the information about a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			c, err := a.selectContainer(ctx, args, name)
@@ -277,17 +277,14 @@ func listCommand() *command {
 	var quiet bool
 	var filters []string
 	return &command{
-		name: "list", short: "List all containers.", use: "list",
+		name: "list", short: "Show the containers in a table.", use: "list", nargs: noArgs,
 		example: "  list\n  list --name <container-name>\n  list --quiet\n  list --filter status=created",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "List all containers with a specific name.")
-			fs.Bool(&quiet, "quiet", "q", false, "List only container IDs.")
+			fs.String(&name, "name", "n", "", "Show only the containers with this name.")
+			fs.Bool(&quiet, "quiet", "q", false, "Print only the IDs, on one line.")
 			fs.StringSlice(&filters, "filter", "", "List only containers matching filters: status=<status>, image=<image>, exitcode=<code> (comma separated or repeated).")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q for \"kanto-cm list\"", args[0])
-			}
 			r, err := a.ctrs.List(ctx, &ctrsvc.ListContainersRequest{})
 			if err != nil {
 				return err
@@ -372,10 +369,10 @@ func logsCommand() *command {
 	var name string
 	var tail int
 	return &command{
-		name: "logs", short: "Get the logs of a container.", use: "logs <container-id>",
+		name: "logs", short: "Print the log entries a container wrote.", use: "logs <container-id>", nargs: atMost(1),
 		example: "  logs <container-id>\n  logs --name <container-name>\n  logs --tail 10 <container-id>",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "Get the logs of a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 			fs.Int(&tail, "tail", "t", 100, "Number of lines from the end of the logs; -1 for all.")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
@@ -408,14 +405,16 @@ func removeCommand() *command {
 	var name, timeout string
 	var force bool
 	return &command{
-		name: "remove", short: "Remove a container.", use: "remove <container-id>...",
+		name: "remove", short: "Remove one or more containers.", use: "remove <container-id>...",
 		example: "  remove <container-id>\n  remove --name <container-name>\n  remove -f <container-id> <container-id>",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "Remove a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 			fs.Bool(&force, "force", "f", false, "Force the removal of a running or paused container (it is stopped first).")
 			fs.String(&timeout, "time", "t", "", "Time to wait for the container to stop before it is killed, such as 10s (only with --force).")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
+			// --time applies to a forced removal only; without --force it
+			// is ignored, as upstream does.
 			var opts *pb.StopOptions
 			if force {
 				opts = &pb.StopOptions{Force: true, Signal: "SIGTERM"}
@@ -426,44 +425,53 @@ func removeCommand() *command {
 					}
 					opts.Timeout = int64(d.Round(time.Second) / time.Second)
 				}
-			} else if timeout != "" {
-				return errors.New("the --time flag is only used together with --force")
 			}
-			if name != "" || len(args) <= 1 {
-				c, err := a.selectContainer(ctx, args, name)
+			remove := func(sel []string) error {
+				c, err := a.selectContainer(ctx, sel, name)
 				if err != nil {
 					return err
 				}
 				_, err = a.ctrs.Remove(ctx, &ctrsvc.RemoveContainerRequest{Id: c.Id, Force: force, StopOptions: opts})
 				return err
 			}
-			var msgs []string
-			for i, id := range args {
-				r, err := a.ctrs.Get(ctx, &ctrsvc.GetContainerRequest{Id: id})
-				if err == nil && r.Container == nil {
-					err = fmt.Errorf("The requested container with ID = %s was not found.", id)
-				}
-				if err == nil {
-					_, err = a.ctrs.Remove(ctx, &ctrsvc.RemoveContainerRequest{Id: id, Force: force, StopOptions: opts})
-				}
-				if err != nil {
-					msgs = append(msgs, fmt.Sprintf("\n [%d] %s", i+1, message(err)))
+			if len(args) == 0 {
+				return remove(nil)
+			}
+			// Each argument is tried; the failures are reported together.
+			var errs []error
+			for _, id := range args {
+				if err := remove([]string{id}); err != nil {
+					errs = append(errs, err)
 				}
 			}
-			if len(msgs) > 0 {
-				return errors.New("containers couldn't be removed due to the following reasons: " + strings.Join(msgs, ""))
-			}
-			return nil
+			return removeErrors(errs)
 		},
 	}
+}
+
+// removeErrors reports the failures of a removal of several containers the
+// way upstream does: one failure as it is, several as a list under a
+// heading.
+func removeErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	lines := make([]string, len(errs))
+	for i, err := range errs {
+		lines[i] = "* " + message(err)
+	}
+	return fmt.Errorf("containers couldn't be removed due to the following reasons: \n\n%s", strings.Join(lines, "\n"))
 }
 
 func renameCommand() *command {
 	var name string
 	return &command{
-		name: "rename", short: "Rename a container.", use: "rename <container-id> <new-name>",
+		name: "rename", short: "Give a container a new name.", use: "rename <container-id> <new-name>", nargs: atMost(2),
 		example: "  rename <container-id> <new-name>\n  rename --name <container-name> <new-name>",
-		flags:   func(fs *flagSet) { fs.String(&name, "name", "n", "", "Rename a container with a specific name.") },
+		flags:   func(fs *flagSet) { fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.") },
 		run: func(ctx context.Context, a *app, args []string) error {
 			var sel []string
 			var newName string
@@ -495,10 +503,10 @@ func startCommand() *command {
 	var name string
 	var attach, interactive bool
 	return &command{
-		name: "start", short: "Start a container.", use: "start <container-id>",
+		name: "start", short: "Start a created or stopped container.", use: "start <container-id>", nargs: atMost(1),
 		example: "  start <container-id>\n  start --name <container-name>\n  start --a <container-id>",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "Start a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 			fs.Bool(&attach, "a", "", false, "Attach to the container's STDOUT and STDERR and print its output until it stops.")
 			fs.Bool(&interactive, "i", "", false, "Attach to the container's STDIN (the container must be created with --i); output is shown too.")
 		},
@@ -584,10 +592,10 @@ func stopCommand() *command {
 	var name, timeout, signal string
 	var force bool
 	return &command{
-		name: "stop", short: "Stop a container.", use: "stop <container-id>",
+		name: "stop", short: "Stop a running or paused container.", use: "stop <container-id>", nargs: atMost(1),
 		example: "  stop <container-id>\n  stop --name <container-name>\n  stop -s SIGKILL <container-id>",
 		flags: func(fs *flagSet) {
-			fs.String(&name, "name", "n", "", "Stop a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 			fs.String(&timeout, "time", "t", "", "Time to wait for the container to stop, such as 15s; the daemon's default when empty.")
 			fs.Bool(&force, "force", "f", false, "Kill the container (SIGKILL) if it has not stopped within the time.")
 			fs.String(&signal, "signal", "s", "SIGTERM", "Signal to stop the container with, by name or number.")
@@ -620,11 +628,11 @@ func updateCommand() *command {
 	var rpTo int64
 	var fsRef *flagSet
 	return &command{
-		name: "update", short: "Update a container.", use: "update <container-id>",
+		name: "update", short: "Change the restart policy or memory limits of a container.", use: "update <container-id>", nargs: atMost(1),
 		example: "  update <container-id> --rp always\n  update --name <container-name> -m 200M",
 		flags: func(fs *flagSet) {
 			fsRef = fs
-			fs.String(&name, "name", "n", "", "Update a container with a specific name.")
+			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
 			fs.String(&rp, "rp", "", "", "New restart policy: no, always, unless-stopped or on-failure; unchanged when empty.")
 			fs.Int(&rpCnt, "rp-cnt", "", math.MinInt32, "Maximum restarts for the on-failure policy; the current value when not given.")
 			fs.Int64(&rpTo, "rp-to", "", math.MinInt64, "Upper bound in seconds of the delay between restarts for on-failure; the current value when not given.")
@@ -693,7 +701,7 @@ func updateCommand() *command {
 
 func sysinfoCommand() *command {
 	return &command{
-		name: "sysinfo", short: "Show information about the container management engine and this CLI.", use: "sysinfo",
+		name: "sysinfo", short: "Show information about the container management engine and this CLI.", use: "sysinfo", nargs: noArgs,
 		run: func(ctx context.Context, a *app, _ []string) error {
 			r, err := a.sys.ProjectInfo(ctx, &emptypb.Empty{})
 			if err != nil {
@@ -710,8 +718,8 @@ func sysinfoCommand() *command {
 func pauseCommand() *command {
 	var name string
 	return &command{
-		name: "pause", short: "Pause a running container (extension: upstream has it in the API only).", use: "pause <container-id>",
-		flags: func(fs *flagSet) { fs.String(&name, "name", "n", "", "Pause a container with a specific name.") },
+		name: "pause", short: "Pause a running container (extension: upstream has it in the API only).", use: "pause <container-id>", nargs: atMost(1),
+		flags: func(fs *flagSet) { fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.") },
 		run: func(ctx context.Context, a *app, args []string) error {
 			c, err := a.selectContainer(ctx, args, name)
 			if err != nil {
@@ -726,8 +734,8 @@ func pauseCommand() *command {
 func unpauseCommand() *command {
 	var name string
 	return &command{
-		name: "unpause", short: "Unpause a paused container (extension: upstream has it in the API only).", use: "unpause <container-id>",
-		flags: func(fs *flagSet) { fs.String(&name, "name", "n", "", "Unpause a container with a specific name.") },
+		name: "unpause", short: "Unpause a paused container (extension: upstream has it in the API only).", use: "unpause <container-id>", nargs: atMost(1),
+		flags: func(fs *flagSet) { fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.") },
 		run: func(ctx context.Context, a *app, args []string) error {
 			c, err := a.selectContainer(ctx, args, name)
 			if err != nil {
@@ -785,7 +793,7 @@ func importCommand() *command {
 
 func pruneCommand() *command {
 	return &command{
-		name: "prune", short: "Remove the images no container uses (extension).", use: "prune",
+		name: "prune", short: "Remove the images no container uses (extension).", use: "prune", nargs: noArgs,
 		run: func(ctx context.Context, a *app, _ []string) error {
 			r, err := a.imgs.Prune(ctx, &imgsvc.PruneRequest{})
 			if err != nil {
@@ -801,7 +809,7 @@ func pruneCommand() *command {
 
 func imagesCommand() *command {
 	return &command{
-		name: "images", short: "List the images (extension).", use: "images",
+		name: "images", short: "List the images (extension).", use: "images", nargs: noArgs,
 		run: func(ctx context.Context, a *app, _ []string) error {
 			r, err := a.imgs.List(ctx, &imgsvc.ListImagesRequest{})
 			if err != nil {

@@ -218,3 +218,26 @@ func (v *sliceVal) Set(s string) error {
 	}
 	return nil
 }
+
+// argCount checks a command's positional arguments. The messages are the
+// ones upstream's kanto-cm prints for the same mistakes.
+type argCount func(cmd string, args []string) error
+
+// noArgs: the command takes no positional argument; a stray word is
+// reported as an unknown subcommand.
+func noArgs(cmd string, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unknown command %q for %q", args[0], "kanto-cm "+cmd)
+	}
+	return nil
+}
+
+// atMost allows up to n positional arguments.
+func atMost(n int) argCount {
+	return func(_ string, args []string) error {
+		if len(args) > n {
+			return fmt.Errorf("accepts at most %d arg(s), received %d", n, len(args))
+		}
+		return nil
+	}
+}

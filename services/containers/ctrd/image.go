@@ -66,7 +66,9 @@ func (c *Client) Pull(ctx context.Context, ref string, progress Progress) (conta
 		containerd.WithPlatformMatcher(platforms.Default()),
 		containerd.WithImageHandler(handler))
 	if err != nil {
-		return nil, imageErr("pull %s: %w", ref, err)
+		// containerd's message names the reference already ("failed to
+		// resolve reference ..."); clients see it as upstream shows it.
+		return nil, imageErr("%w", err)
 	}
 	progress("pulled " + ref + " " + img.Target().Digest.String())
 	return img, nil

@@ -154,7 +154,7 @@ func TestBadInput(t *testing.T) {
 		{"bad memory", []string{"create", "-m", "100", testImage}, "invalid format of memory - 100"},
 		{"bad port", []string{"create", "--ports", "99999:80", testImage}, "incorrect port mapping configuration 99999:80"},
 		{"bad signal", []string{"stop", "-s", "SIGNOPE", id}, "invalid signal = SIGNOPE"},
-		{"remove running", []string{"remove", "--time", "5s", id}, "the --time flag is only used together with --force"},
+		{"forced remove, bad time", []string{"remove", "-f", "--time", "soon", id}, `time: invalid duration "soon"`},
 		{"unknown filter", []string{"list", "--filter", "color=red"}, "no filter: color"},
 		{"rename same", []string{"rename", id, "keep"}, "the new name = keep shouldn't be the same"},
 		{"id and name", []string{"get", id, "-n", "keep"}, "Container ID and --name (-n) cannot be provided at the same time - use only one of them"},
