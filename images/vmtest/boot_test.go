@@ -3,7 +3,9 @@ package vmtest
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/kantofw/kanto/images/builder"
@@ -22,10 +24,13 @@ func TestMain(m *testing.M) {
 // A fresh image (the full device stack: Mosquitto, suite-connector, the OTA
 // agent) boots slot A through GRUB, the init starts the services in order
 // and finds the slot healthy (committed already, so nothing is written).
+// Then Ctrl-Alt-Del asks the init to stop: it stops the services and
+// unmounts /data cleanly before the reboot (QEMU exits instead).
 func TestBootServicesUp(t *testing.T) {
 	Require(t)
 	img := images.Build(t, "stack", builder.Config{Version: "1.0.0", NoBundle: true})
-	vm := Boot(t, img.Disk, qemu.Options{})
+	mon := filepath.Join(t.TempDir(), "mon.sock")
+	vm := Boot(t, img.Disk, qemu.Options{Extra: []string{"-no-reboot", "-monitor", "unix:" + mon + ",server,nowait"}})
 	ctx := context.Background()
 	if _, err := vm.WaitFor(ctx, regexp.MustCompile(`KANTO-GRUB slot=A ORDER=A B`), BootTimeout); err != nil {
 		t.Fatal(err)
@@ -62,5 +67,30 @@ func TestBootServicesUp(t *testing.T) {
 	}
 	if !armed {
 		t.Error("no watchdog marker with timeout=30 set=true on the console")
+	}
+
+	// While /data is mounted its journal says so; a clean unmount clears
+	// that (a power cut leaves it set for the next mount's recovery).
+	if dirty, err := NeedsRecovery(vm.Disk, builder.LabelData); err != nil || !dirty {
+		t.Fatalf("data partition while mounted: needs_recovery=%v (%v), want true", dirty, err)
+	}
+	if err := Monitor(mon, "sendkey ctrl-alt-delete"); err != nil {
+		t.Fatal(err)
+	}
+	if _, l, err := vm.WaitEvent(ctx, BootTimeout, event.Shutdown, "action", "reboot"); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
+	}
+	if err := vm.Wait(BootTimeout); err != nil {
+		t.Fatalf("QEMU after the guest's reboot: %v", err)
+	}
+	if dirty, err := NeedsRecovery(vm.Disk, builder.LabelData); err != nil || dirty {
+		t.Errorf("data partition after shutdown: needs_recovery=%v (%v), want a clean unmount", dirty, err)
+	}
+	for _, l := range vm.Lines() {
+		if strings.Contains(l.Text, "unmount, remounting read-only") {
+			t.Errorf("teardown could not unmount: %s", l.Text)
+		}
 	}
 }
