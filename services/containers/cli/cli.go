@@ -98,8 +98,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 	// Global flags may come before the command.
 	root := newFlagSet(a.env, "kanto-cm", "kanto-cm [command]")
 	a.g.register(root)
-	root.Usage = func() { a.rootUsage() }
-	if err := root.Parse(args); err != nil {
+	root.help = a.rootUsage
+	if err := root.parseFlags(args); err != nil {
 		return err
 	}
 	args = root.Args()
@@ -112,7 +112,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 		if len(args) > 1 {
 			for _, c := range commands() {
 				if c.name == args[1] {
-					a.newCmdFlags(c).Usage()
+					a.newCmdFlags(c).help()
 					return nil
 				}
 			}
@@ -153,7 +153,7 @@ func (a *app) newCmdFlags(c *command) *flagSet {
 	saved := a.g // values given before the command stay the defaults
 	a.g.register(fs)
 	a.g = saved
-	fs.Usage = func() {
+	fs.help = func() {
 		w := a.env.Stdout
 		fmt.Fprintf(w, "%s\n\nUsage:\n  kanto-cm %s\n", c.short, c.use)
 		if c.example != "" {

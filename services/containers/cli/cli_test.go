@@ -204,3 +204,28 @@ func TestRemoveErrors(t *testing.T) {
 		t.Errorf("several failures (-got +want):\n%s", diff)
 	}
 }
+
+// TestFlagErrors: a bad flag gives exit 1, one "Error: " line in
+// upstream's wording and no help text anywhere.
+func TestFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"--bogus", "list"}, "unknown flag: --bogus"},
+		{[]string{"list", "-x"}, "unknown shorthand flag: 'x' in -x"},
+		{[]string{"list", "--name"}, "flag needs an argument: --name"},
+		{[]string{"get", "-n"}, "flag needs an argument: 'n' in -n"},
+		{[]string{"logs", "-t", "abc"}, `invalid argument "abc" for "-t, --tail" flag: strconv.ParseInt: parsing "abc": invalid syntax`},
+		{[]string{"create", "--rp-cnt", "x", "img"}, `invalid argument "x" for "--rp-cnt" flag: strconv.ParseInt: parsing "x": invalid syntax`},
+		{[]string{"list", "-q=maybe"}, `invalid argument "maybe" for "-q, --quiet" flag: strconv.ParseBool: parsing "maybe": invalid syntax`},
+	}
+	for _, tt := range tests {
+		env, out, errOut := testEnv()
+		err := Main(context.Background(), env, tt.args)
+		if kcli.ExitCode(err) != 1 || out.Len() != 0 || errOut.String() != "Error: "+tt.want+"\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tt.args, kcli.ExitCode(err), out, errOut, tt.want)
+		}
+	}
+}

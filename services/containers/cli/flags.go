@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,11 +22,15 @@ type flagSet struct {
 	typ   map[string]string
 	def   map[string]string
 	given map[string]bool
+	// help prints the help on stdout for -h/--help. Go's own usage
+	// output is off: a bad flag gives one "Error: ..." line and no help.
+	help func()
 }
 
 func newFlagSet(env *kcli.Env, name, _ string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return &flagSet{FlagSet: fs, short: map[string]string{}, typ: map[string]string{}, def: map[string]string{}, given: map[string]bool{}}
 }
 
@@ -72,7 +78,7 @@ func (f *flagSet) StringArray(p *[]string, long, short, usage string) {
 func (f *flagSet) parse(args []string, interspersed bool) ([]string, error) {
 	var pos []string
 	for {
-		if err := f.Parse(args); err != nil {
+		if err := f.parseFlags(args); err != nil {
 			return nil, err
 		}
 		rest := f.Args()
@@ -86,6 +92,74 @@ func (f *flagSet) parse(args []string, interspersed bool) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// parseFlags is Parse with help on -h and upstream's (pflag's) wording
+// for flag errors.
+func (f *flagSet) parseFlags(args []string) error {
+	err := f.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if f.help != nil {
+			f.help()
+		}
+		return err
+	}
+	return f.flagError(err)
+}
+
+var (
+	errUndefined = regexp.MustCompile(`^flag provided but not defined: -(.+)$`)
+	errNoValue   = regexp.MustCompile(`^flag needs an argument: -(.+)$`)
+	errBadValue  = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+)
+
+// flagError rewords an error of Go's flag package as kanto-cm users know
+// it: "unknown flag: --x", "unknown shorthand flag: 'x' in -x", "flag needs
+// an argument: --name", "invalid argument "v" for "-t, --tail" flag: ...".
+func (f *flagSet) flagError(err error) error {
+	msg := err.Error()
+	if m := errUndefined.FindStringSubmatch(msg); m != nil {
+		if len(m[1]) == 1 {
+			return fmt.Errorf("unknown shorthand flag: '%s' in -%s", m[1], m[1])
+		}
+		return fmt.Errorf("unknown flag: --%s", m[1])
+	}
+	if m := errNoValue.FindStringSubmatch(msg); m != nil {
+		if f.isShort(m[1]) {
+			return fmt.Errorf("flag needs an argument: '%s' in -%s", m[1], m[1])
+		}
+		return fmt.Errorf("flag needs an argument: --%s", m[1])
+	}
+	if m := errBadValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("invalid argument %q for %q flag: %s", m[1], f.label(m[2]), m[3])
+	}
+	return err
+}
+
+func (f *flagSet) isShort(name string) bool {
+	for _, s := range f.short {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// label is "-s, --long" or "--long" for a flag given by either name.
+func (f *flagSet) label(name string) string {
+	long := name
+	for l, s := range f.short {
+		if s == name {
+			long = l
+		}
+	}
+	if s := f.short[long]; s != "" {
+		return "-" + s + ", --" + long
+	}
+	return "--" + long
 }
 
 // Changed reports whether the flag (or its alias) was given.
@@ -154,11 +228,11 @@ func (v *intVal) String() string {
 	return strconv.Itoa(*v.p)
 }
 func (v *intVal) Set(s string) error {
-	n, err := strconv.Atoi(s)
+	n, err := strconv.ParseInt(s, 0, strconv.IntSize)
 	if err != nil {
-		return fmt.Errorf("invalid argument %q: must be an integer", s)
+		return err
 	}
-	*v.p = n
+	*v.p = int(n)
 	return nil
 }
 
@@ -171,9 +245,9 @@ func (v *int64Val) String() string {
 	return strconv.FormatInt(*v.p, 10)
 }
 func (v *int64Val) Set(s string) error {
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(s, 0, 64)
 	if err != nil {
-		return fmt.Errorf("invalid argument %q: must be an integer", s)
+		return err
 	}
 	*v.p = n
 	return nil
@@ -190,7 +264,7 @@ func (v *boolVal) String() string {
 func (v *boolVal) Set(s string) error {
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return fmt.Errorf("invalid argument %q: must be true or false", s)
+		return err
 	}
 	*v.p = b
 	return nil
