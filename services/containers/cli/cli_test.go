@@ -139,7 +139,7 @@ func TestHelpFlags(t *testing.T) {
 			"      --privileged", "      --rp string", "      --rp-cnt int", "(default 1)", "      --rp-to int", "(default 30)", "      --t\n"},
 		"get":     {"  -n, --name string"},
 		"list":    {"  -n, --name string", "  -q, --quiet", "      --filter strings"},
-		"logs":    {"  -n, --name string", "  -t, --tail int", "(default 100)"},
+		"logs":    {"  -n, --name string", "  -t, --tail int32", "(default 100)"},
 		"remove":  {"  -f, --force", "  -n, --name string", "  -t, --time string"},
 		"start":   {"      --a\n", "      --i\n", "  -n, --name string"},
 		"stop":    {"  -f, --force", "  -n, --name string", "  -s, --signal string", `(default "SIGTERM")`, "  -t, --time string"},
@@ -219,6 +219,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"get", "-n"}, "flag needs an argument: 'n' in -n"},
 		{[]string{"logs", "-t", "abc"}, `invalid argument "abc" for "-t, --tail" flag: strconv.ParseInt: parsing "abc": invalid syntax`},
 		{[]string{"create", "--rp-cnt", "x", "img"}, `invalid argument "x" for "--rp-cnt" flag: strconv.ParseInt: parsing "x": invalid syntax`},
+		{[]string{"logs", "--tail", "4294967296", "x"}, `invalid argument "4294967296" for "-t, --tail" flag: strconv.ParseInt: parsing "4294967296": value out of range`},
 		{[]string{"list", "-q=maybe"}, `invalid argument "maybe" for "-q, --quiet" flag: strconv.ParseBool: parsing "maybe": invalid syntax`},
 	}
 	for _, tt := range tests {

@@ -367,23 +367,20 @@ func filterContainers(filters []string, ctrs []*model.Container) ([]*model.Conta
 
 func logsCommand() *command {
 	var name string
-	var tail int
+	var tail int32
 	return &command{
 		name: "logs", short: "Print the log entries a container wrote.", use: "logs <container-id>", nargs: atMost(1),
 		example: "  logs <container-id>\n  logs --name <container-name>\n  logs --tail 10 <container-id>",
 		flags: func(fs *flagSet) {
 			fs.String(&name, "name", "n", "", "Select the container by name instead of by ID.")
-			fs.Int(&tail, "tail", "t", 100, "Number of lines from the end of the logs; -1 for all.")
+			fs.Int32(&tail, "tail", "t", 100, "Number of lines from the end of the logs; -1 for all.")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			c, err := a.selectContainer(ctx, args, name)
 			if err != nil {
 				return err
 			}
-			if tail < math.MinInt32 || tail > math.MaxInt32 {
-				return fmt.Errorf("invalid tail %d", tail)
-			}
-			st, err := a.ctrs.Logs(ctx, &ctrsvc.GetLogsRequest{Id: c.Id, Tail: int32(tail)})
+			st, err := a.ctrs.Logs(ctx, &ctrsvc.GetLogsRequest{Id: c.Id, Tail: tail})
 			if err != nil {
 				return err
 			}

@@ -53,6 +53,11 @@ func (f *flagSet) Int(p *int, long, short string, def int, usage string) {
 	f.alias(&intVal{p}, long, short, usage, "int", strconv.Itoa(def))
 }
 
+func (f *flagSet) Int32(p *int32, long, short string, def int32, usage string) {
+	*p = def
+	f.alias(&int32Val{p}, long, short, usage, "int32", strconv.FormatInt(int64(def), 10))
+}
+
 func (f *flagSet) Int64(p *int64, long, short string, def int64, usage string) {
 	*p = def
 	f.alias(&int64Val{p}, long, short, usage, "int", strconv.FormatInt(def, 10))
@@ -233,6 +238,23 @@ func (v *intVal) Set(s string) error {
 		return err
 	}
 	*v.p = int(n)
+	return nil
+}
+
+type int32Val struct{ p *int32 }
+
+func (v *int32Val) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*v.p), 10)
+}
+func (v *int32Val) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 32)
+	if err != nil {
+		return err
+	}
+	*v.p = int32(n)
 	return nil
 }
 
