@@ -117,6 +117,7 @@ type Config struct {
 var DefaultModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng",
 	"ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "i6300esb",
+	"button", "evdev", // the ACPI power button, read by the init
 }
 
 // Result describes a finished build.

@@ -24,8 +24,9 @@ func TestMain(m *testing.M) {
 // A fresh image (the full device stack: Mosquitto, suite-connector, the OTA
 // agent) boots slot A through GRUB, the init starts the services in order
 // and finds the slot healthy (committed already, so nothing is written).
-// Then Ctrl-Alt-Del asks the init to stop: it stops the services and
-// unmounts /data cleanly before the reboot (QEMU exits instead).
+// Then the ACPI power button (QEMU's system_powerdown, as libvirt's
+// shutdown) makes the init stop the services, unmount /data cleanly and
+// power off.
 func TestBootServicesUp(t *testing.T) {
 	Require(t)
 	img := images.Build(t, "stack", builder.Config{Version: "1.0.0", NoBundle: true})
@@ -74,16 +75,26 @@ func TestBootServicesUp(t *testing.T) {
 	if dirty, err := NeedsRecovery(vm.Disk, builder.LabelData); err != nil || !dirty {
 		t.Fatalf("data partition while mounted: needs_recovery=%v (%v), want true", dirty, err)
 	}
-	if err := Monitor(mon, "sendkey ctrl-alt-delete"); err != nil {
+	watched := false
+	for _, l := range vm.Lines() {
+		if p, ok := event.Parse(l.Text); ok && p.Name == event.PowerKey {
+			t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
+			watched = true
+		}
+	}
+	if !watched {
+		t.Fatal("no power-key marker: the init found no power button to watch")
+	}
+	if err := Monitor(mon, "system_powerdown"); err != nil {
 		t.Fatal(err)
 	}
-	if _, l, err := vm.WaitEvent(ctx, BootTimeout, event.Shutdown, "action", "reboot"); err != nil {
+	if _, l, err := vm.WaitEvent(ctx, BootTimeout, event.Shutdown, "action", "poweroff"); err != nil {
 		t.Fatal(err)
 	} else {
 		t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
 	}
 	if err := vm.Wait(BootTimeout); err != nil {
-		t.Fatalf("QEMU after the guest's reboot: %v", err)
+		t.Fatalf("QEMU after the guest's poweroff: %v", err)
 	}
 	if dirty, err := NeedsRecovery(vm.Disk, builder.LabelData); err != nil || dirty {
 		t.Errorf("data partition after shutdown: needs_recovery=%v (%v), want a clean unmount", dirty, err)

@@ -20,6 +20,7 @@ const Prefix = "KANTO-EVENT "
 const (
 	Stage1       = "stage1"        // initramfs: modules loaded, root found (root=, fstype=)
 	Init         = "init"          // the slot's init started (slot=, version=)
+	PowerKey     = "power-key"     // a power key is watched; pressing it powers off (device=)
 	Mounted      = "mounted"       // a filesystem is mounted (path=)
 	Watchdog     = "watchdog"      // the hardware watchdog is armed (device=, timeout= seconds the driver reports, set= whether it took ours)
 	NetUp        = "net-up"        // the network is configured (addr=, via=dhcp|static)

@@ -1,7 +1,8 @@
 // Package pid1 is the image's init: stage 1 runs from the initramfs (load
 // the kernel modules, find and mount the slot's root filesystem, switch to
 // it), stage 2 is PID 1 of the slot (mounts, network, supervised services,
-// watchdog, health and commit, clean reboot and poweroff).
+// watchdog, health and commit, clean reboot and poweroff, also on a power
+// key press: the ACPI button, gpio-keys).
 //
 // Why two stages: the Debian kernel has virtio and ext4 only as modules, so a
 // small initramfs (init + 20 modules, about 6 MB) must load them before the

@@ -43,7 +43,8 @@ const (
 )
 
 // Signals that ask PID 1 to stop, as with busybox init: SIGTERM (and
-// Ctrl-Alt-Del's SIGINT) reboot, SIGUSR2 powers off.
+// Ctrl-Alt-Del's SIGINT) reboot, SIGUSR2 powers off. A power key (see
+// watchPowerKeys) powers off too.
 var stopSignals = map[os.Signal]Action{
 	unix.SIGTERM: ActionReboot,
 	unix.SIGINT:  ActionReboot,
@@ -58,7 +59,7 @@ func Stage2(log *slog.Logger, con *Console) {
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &system{log: log, con: con, children: map[int]bool{}}
+	s := &system{log: log, con: con, children: map[int]bool{}, power: make(chan struct{}, 1)}
 	actionCh := make(chan Action, 1)
 	go func() { // owned by Stage2; ends when a stop is requested
 		select {
@@ -66,6 +67,8 @@ func Stage2(log *slog.Logger, con *Console) {
 			actionCh <- stopSignals[sig]
 		case a := <-s.selfStop():
 			actionCh <- a
+		case <-s.power:
+			actionCh <- ActionPowerOff
 		}
 	}()
 	if err := s.start(ctx); err != nil {
@@ -104,6 +107,7 @@ type system struct {
 	reason   string
 	stop     chan Action
 	stopOnce sync.Once
+	power    chan struct{} // a power key was pressed
 }
 
 func (s *system) selfStop() chan Action {
@@ -135,6 +139,9 @@ func (s *system) owned(pid int) bool {
 func (s *system) start(ctx context.Context) error {
 	if err := mountBasics(true); err != nil {
 		s.log.Warn("basic mounts", "err", err)
+	}
+	for _, dev := range watchPowerKeys(s.log, "/dev/input/event*", s.power) {
+		s.con.Event(event.PowerKey, "device", dev)
 	}
 	cfg, err := initcfg.Load(initcfg.Path)
 	if err != nil {
