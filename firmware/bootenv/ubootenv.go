@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -16,6 +17,9 @@ import (
 // UBootCopy is one copy of a U-Boot environment as fw_env.config names it.
 type UBootCopy struct {
 	Device string
+	// Offset is from the start of Device; a negative one counts back from
+	// its end (libubootenv does so for block devices; for files we take
+	// the file's size).
 	Offset int64
 	Size   int64 // whole copy: CRC + (flags) + data
 	// SectorSize is kept for fw_env.config round trips; files and block
@@ -25,7 +29,7 @@ type UBootCopy struct {
 
 // ParseFwEnvConfig parses a fw_env.config: one or two lines of
 // "device offset size [sector-size [sectors]]", '#' comments. Numbers are
-// decimal or 0x hex.
+// decimal or 0x hex; the offset may be negative (from the end).
 func ParseFwEnvConfig(r io.Reader) ([]UBootCopy, error) {
 	var copies []UBootCopy
 	sc := bufio.NewScanner(r)
@@ -43,7 +47,7 @@ func ParseFwEnvConfig(r io.Reader) ([]UBootCopy, error) {
 		}
 		c := UBootCopy{Device: f[0]}
 		var err error
-		if c.Offset, err = strconv.ParseInt(f[1], 0, 64); err != nil || c.Offset < 0 {
+		if c.Offset, err = strconv.ParseInt(f[1], 0, 64); err != nil {
 			return nil, fmt.Errorf("line %d: offset %q: %w", line, f[1], ErrFormat)
 		}
 		if c.Size, err = strconv.ParseInt(f[2], 0, 64); err != nil || c.Size < 16 || c.Size > 16<<20 {
@@ -195,14 +199,35 @@ func readCopy(c UBootCopy) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	off, err := c.at(f)
+	if err != nil {
+		return nil, err
+	}
 	buf := make([]byte, c.Size)
-	if _, err := f.ReadAt(buf, c.Offset); err != nil {
+	if _, err := f.ReadAt(buf, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: short environment: %w", c.Device, ErrNoEnv)
 		}
 		return nil, err
 	}
 	return buf, nil
+}
+
+// at resolves the copy's offset in the open device: a negative offset
+// counts back from the end (seeking to the end gives a block device's
+// size as well as a file's).
+func (c UBootCopy) at(f *os.File) (int64, error) {
+	if c.Offset >= 0 {
+		return c.Offset, nil
+	}
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("%s: size for offset %d: %w", c.Device, c.Offset, err)
+	}
+	if end+c.Offset < 0 {
+		return 0, fmt.Errorf("%s: offset %d before the start of its %d bytes: %w", c.Device, c.Offset, end, ErrFormat)
+	}
+	return end + c.Offset, nil
 }
 
 // load returns the current environment, the index of the current copy and
@@ -311,11 +336,21 @@ func (u *UBootEnv) Write(set map[string]string) error {
 }
 
 func writeCopy(c UBootCopy, raw []byte) error {
+	relock, err := unprotect(sysBlock, c.Device)
+	if err != nil {
+		return err
+	}
+	defer relock()
 	f, err := os.OpenFile(c.Device, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(raw, c.Offset); err != nil {
+	off, err := c.at(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteAt(raw, off); err != nil {
 		f.Close()
 		return err
 	}
@@ -324,4 +359,50 @@ func writeCopy(c UBootCopy, raw []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// sysBlock is where sysfs lists block devices (a variable for tests).
+var sysBlock = "/sys/class/block"
+
+// unprotect lifts the kernel's write protection of an eMMC boot partition
+// (/dev/mmcblkNbootM, where boards often keep the U-Boot environment: it
+// is read-only by default through force_ro) for one write, as
+// libubootenv does, and returns what puts it back. Other devices are left
+// alone.
+func unprotect(sys, device string) (relock func(), err error) {
+	name := strings.TrimPrefix(strings.TrimPrefix(device, "/dev/block/"), "/dev/")
+	if name == device || !isEMMCBoot(name) {
+		return func() {}, nil
+	}
+	ro := filepath.Join(sys, name, "force_ro")
+	old, err := os.ReadFile(ro)
+	if err != nil || strings.TrimSpace(string(old)) != "1" {
+		return func() {}, nil // no such switch, or already writable
+	}
+	if err := os.WriteFile(ro, []byte("0"), 0o644); err != nil {
+		return nil, fmt.Errorf("%s: lift write protection: %w", device, err)
+	}
+	return func() { _ = os.WriteFile(ro, []byte("1"), 0o644) }, nil
+}
+
+// isEMMCBoot matches mmcblk<digits>boot<digits>.
+func isEMMCBoot(name string) bool {
+	rest, ok := strings.CutPrefix(name, "mmcblk")
+	if !ok {
+		return false
+	}
+	n, b, ok := strings.Cut(rest, "boot")
+	return ok && digits(n) && digits(b)
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -224,6 +224,7 @@ func TestParseFwEnvConfig(t *testing.T) {
 		{"three", "a 0 64\nb 0 64\nc 0 64\n", nil, ErrFormat},
 		{"bad number", "a zero 64\n", nil, ErrFormat},
 		{"sizes differ", "a 0 64\nb 0 128\n", nil, ErrFormat},
+		{"negative offsets", "/dev/mmcblk0 -0x4000 0x2000\n/dev/mmcblk0 -8192 0x2000\n", []UBootCopy{{"/dev/mmcblk0", -0x4000, 0x2000, 0}, {"/dev/mmcblk0", -0x2000, 0x2000, 0}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseFwEnvConfig(strings.NewReader(tc.in))
@@ -276,4 +277,122 @@ func FuzzParseFwEnvConfig(f *testing.F) {
 			t.Fatalf("%d copies without error", len(copies))
 		}
 	})
+}
+
+// TestUBootNegativeOffsets: copies addressed from the end of the device,
+// on a real block device (a loop device; libubootenv resolves negative
+// offsets for block devices only) and checked with fw_printenv/fw_setenv
+// both ways; and on a file, where the end is the file's size.
+func TestUBootNegativeOffsets(t *testing.T) {
+	setenv := testenv.LookPath(t, "fw_setenv")
+	losetup := testenv.LookPath(t, "losetup")
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices need root")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(losetup, "-f", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Skipf("no loop device here: %v %s", err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", loop).Run() })
+
+	cfg := filepath.Join(dir, "fw_env.config")
+	conf := fmt.Sprintf("%[1]s -0x%[2]x 0x%[2]x\n%[1]s -0x%[3]x 0x%[2]x\n", loop, envSize, 2*envSize)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := OpenUBootEnv(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.LockPath, u.Create = filepath.Join(dir, "lock"), true
+	if err := u.Write(map[string]string{"BOOT_ORDER": "A B"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fwPrintenv(t, cfg); got["BOOT_ORDER"] != "A B" {
+		t.Fatalf("fw_printenv after our write: %v", got)
+	}
+	if out, err := exec.Command(setenv, "-c", cfg, "BOOT_ORDER", "B A").CombinedOutput(); err != nil {
+		t.Fatalf("fw_setenv: %v\n%s", err, out)
+	}
+	if got, err := u.Read(); err != nil || got["BOOT_ORDER"] != "B A" {
+		t.Fatalf("read after fw_setenv: %v, %v", got, err)
+	}
+	// Both copies sit in the last 16 KiB of the device, nothing before.
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := strings.Index(string(raw), "BOOT_ORDER"); i < len(raw)-2*envSize {
+		t.Errorf("environment found at %d, want within the last %d bytes of %d", i, 2*envSize, len(raw))
+	}
+
+	// A file: the end is its size; an offset before its start is refused.
+	file := filepath.Join(dir, "env.bin")
+	if err := os.WriteFile(file, make([]byte, 3*envSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fu := &UBootEnv{Copies: []UBootCopy{{Device: file, Offset: -envSize, Size: envSize}}, Create: true}
+	if err := fu.Write(map[string]string{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fu.Read(); err != nil || got["k"] != "v" {
+		t.Fatalf("file read: %v, %v", got, err)
+	}
+	if b, _ := os.ReadFile(file); !strings.Contains(string(b[2*envSize:]), "k=v") {
+		t.Error("file copy not in its last envSize bytes")
+	}
+	far := &UBootEnv{Copies: []UBootCopy{{Device: file, Offset: -4 * envSize, Size: envSize}}}
+	if _, err := far.Read(); !errors.Is(err, ErrFormat) {
+		t.Errorf("offset before the start: %v, want ErrFormat", err)
+	}
+}
+
+// TestEMMCBootWriteProtection: a copy on an eMMC boot partition is
+// written with its force_ro switch lifted and put back afterwards; other
+// devices and already writable partitions are left alone.
+func TestEMMCBootWriteProtection(t *testing.T) {
+	sys := t.TempDir()
+	for _, tc := range []struct {
+		device, name, ro string
+		lifted           bool
+	}{
+		{"/dev/mmcblk0boot1", "mmcblk0boot1", "1", true},
+		{"/dev/block/mmcblk2boot0", "mmcblk2boot0", "1\n", true},
+		{"/dev/mmcblk0boot0", "mmcblk0boot0", "0", false},
+		{"/dev/mmcblk0p1", "mmcblk0p1", "1", false},
+		{"/dev/mmcblkXboot0", "mmcblkXboot0", "1", false},
+		{"env.bin", "env.bin", "1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := filepath.Join(sys, tc.name, "force_ro")
+			if err := os.MkdirAll(filepath.Dir(ro), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(ro, []byte(tc.ro), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			relock, err := unprotect(sys, tc.device)
+			if err != nil {
+				t.Fatal(err)
+			}
+			during, _ := os.ReadFile(ro)
+			relock()
+			after, _ := os.ReadFile(ro)
+			if lifted := string(during) == "0" && tc.ro != "0"; lifted != tc.lifted {
+				t.Errorf("during the write force_ro=%q, lifted=%v, want %v", during, lifted, tc.lifted)
+			}
+			if tc.lifted && strings.TrimSpace(string(after)) != "1" {
+				t.Errorf("after the write force_ro=%q, want 1", after)
+			}
+			if !tc.lifted && string(after) != tc.ro {
+				t.Errorf("force_ro changed to %q for a device that needs no lift", after)
+			}
+		})
+	}
 }
