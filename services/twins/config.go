@@ -82,14 +82,40 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 var ErrConfig = uplink.ErrConfig
 
 // Validate applies upstream's checks (static and, once the provisioning
-// file is merged, dynamic).
+// file is merged, dynamic): ValidateStatic, then the hub and identity
+// settings.
 func (s *Settings) Validate() error {
+	if err := s.ValidateStatic(); err != nil {
+		return err
+	}
+	return s.validateHub()
+}
+
+// ValidateStatic checks what the provisioning file cannot change (log,
+// local broker, TPM, twin database, offline buffer): these errors fail the
+// start whatever the file holds.
+func (s *Settings) ValidateStatic() error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
 	if err := s.LocalSettings.Validate(); err != nil {
 		return err
 	}
+	if err := s.TPMSettings.Validate(); err != nil {
+		return err
+	}
+	if s.ThingsDB == "" {
+		return fmt.Errorf("thingsDb must be set: %w", ErrConfig)
+	}
+	return s.BufferSettings.Validate()
+}
+
+// validateHub checks the device identity and the hub settings: the
+// provisioning file may set them (address, deviceId, tenantId), so with a
+// file configured their errors are reported as a status and waited out
+// (see the package doc), not a start error. The caCert check belongs here
+// as it depends on the address.
+func (s *Settings) validateHub() error {
 	if s.Address == "" {
 		return fmt.Errorf("address must be set: %w", ErrConfig)
 	}
@@ -101,20 +127,11 @@ func (s *Settings) Validate() error {
 			return fmt.Errorf("address %s uses TLS: caCert %q must be an existing file: %w", s.Address, s.CACert, ErrConfig)
 		}
 	}
-	if err := s.TPMSettings.Validate(); err != nil {
-		return err
-	}
 	if _, _, err := ditto.SplitID(s.DeviceID); err != nil {
 		return fmt.Errorf("deviceId: %w: %w", err, ErrConfig)
 	}
 	if s.TenantID == "" {
 		return fmt.Errorf("tenantId must be set: %w", ErrConfig)
-	}
-	if s.ThingsDB == "" {
-		return fmt.Errorf("thingsDb must be set: %w", ErrConfig)
-	}
-	if err := s.BufferSettings.Validate(); err != nil {
-		return err
 	}
 	return nil
 }

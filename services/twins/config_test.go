@@ -49,20 +49,30 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, mod := range map[string]func(*Settings){
-		"no device id":   func(s *Settings) { s.DeviceID = "" },
-		"bad device id":  func(s *Settings) { s.DeviceID = "nocolon" },
-		"no tenant":      func(s *Settings) { s.TenantID = "" },
-		"tls without ca": func(s *Settings) { s.Address, s.CACert = "mqtts://h:8883", "/nonexistent" },
-		"no local":       func(s *Settings) { s.LocalAddress = "" },
-		"tiny buffer":    func(s *Settings) { s.BufferSize = 10 },
-		"bad overflow":   func(s *Settings) { s.BufferOverflow = "x" },
-		"tpm":            func(s *Settings) { s.TPMDevice = "/dev/tpm0" },
+	// static: ValidateStatic fails too (the provisioning file cannot fix it).
+	for name, tc := range map[string]struct {
+		mod    func(*Settings)
+		static bool
+	}{
+		"no device id":   {func(s *Settings) { s.DeviceID = "" }, false},
+		"bad device id":  {func(s *Settings) { s.DeviceID = "nocolon" }, false},
+		"no tenant":      {func(s *Settings) { s.TenantID = "" }, false},
+		"no address":     {func(s *Settings) { s.Address = "" }, false},
+		"tls without ca": {func(s *Settings) { s.Address, s.CACert = "mqtts://h:8883", "/nonexistent" }, false},
+		"no local":       {func(s *Settings) { s.LocalAddress = "" }, true},
+		"no things db":   {func(s *Settings) { s.ThingsDB = "" }, true},
+		"bad log":        {func(s *Settings) { s.LogFileCount = 0 }, true},
+		"tiny buffer":    {func(s *Settings) { s.BufferSize = 10 }, true},
+		"bad overflow":   {func(s *Settings) { s.BufferOverflow = "x" }, true},
+		"tpm":            {func(s *Settings) { s.TPMDevice = "/dev/tpm0" }, true},
 	} {
 		s := ok
-		mod(&s)
+		tc.mod(&s)
 		if err := s.Validate(); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+		if err := s.ValidateStatic(); (err != nil) != tc.static {
+			t.Errorf("%s: ValidateStatic: %v, want an error: %v", name, err, tc.static)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // goldenRequests are the requests of the golden corpus, seeding the fuzzers.
@@ -33,9 +34,14 @@ func FuzzCommand(f *testing.F) {
 		f.Add(r)
 	}
 	s, rec := newOffline(f, true)
+	// u has no identity yet, so no twin database (see the package doc).
+	u := New(Options{Settings: Defaults(), Now: func() time.Time { return fixedNow }})
+	urec := &recorder{}
+	u.out = urec
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		s.handleRaw(context.Background(), payload)
-		for _, m := range rec.take() {
+		u.handleRaw(context.Background(), payload)
+		for _, m := range append(rec.take(), urec.take()...) {
 			if !json.Valid(m.Payload) {
 				t.Fatalf("invalid JSON published on %s: %s", m.Topic, m.Payload)
 			}

@@ -3,6 +3,8 @@ package twins
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/kantofw/kanto/services/internal/buffer"
@@ -62,6 +64,9 @@ func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.T
 		if t.Action != "retrieve" || env.Path != "/" {
 			return false
 		}
+		if s.things == nil {
+			return s.unidentified(ctx, log, env, t, nil)
+		}
 		s.retrieveMany(ctx, env, t)
 		return true
 	}
@@ -79,6 +84,9 @@ func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.T
 		return false
 	}
 	c := &command{env: env, topic: t, thingID: t.ThingID(), tgt: tgt}
+	if s.things == nil {
+		return s.unidentified(ctx, log, env, t, c)
+	}
 	auto := s.settings().AutoProvisioning
 	s.mu.Lock()
 	var res result
@@ -124,6 +132,38 @@ func (s *Service) handleTwin(ctx context.Context, env *ditto.Envelope, t ditto.T
 	s.forward(ctx, c, res)
 	return true
 }
+
+// unidentified handles a twin command that arrives while the service has
+// no device identity, so no twin database (see the package doc). A command
+// that is not applied locally goes to the cloud through the buffer, as
+// always; one with an unparsable value gets json.invalid, as always. Any
+// other is dropped: it is neither applied nor forwarded, and a required
+// response is upstream's "unknown" error ("Try it later."). c is nil for a
+// multi-thing retrieve.
+func (s *Service) unidentified(ctx context.Context, log *slog.Logger, env *ditto.Envelope, t ditto.Topic, c *command) bool {
+	err := errUnknown("Thing storage unavailable", errNoIdentity)
+	if c != nil {
+		// apply is pure: run against no thing, it tells whether the
+		// command is one for the local twins at all.
+		probe := apply(nil, c, s.o.Now(), true)
+		if probe.status == 0 && probe.err == nil {
+			log.Debug("twin command not applied locally; forwarded")
+			return false
+		}
+		if probe.invalid {
+			err = probe.err
+		}
+	}
+	log.Warn("twin command dropped: no device identity yet", "err", errNoIdentity)
+	if env.Headers.ResponseRequired() {
+		s.publishLocal(ctx, t.ThingID(), errorEnvelope(env, t, err), "errors-response")
+	}
+	return true
+}
+
+// errNoIdentity is why twin commands are refused before the device has an
+// identity.
+var errNoIdentity = errors.New("the device has no identity yet (waiting for the provisioning file)")
 
 // forward sends a handled twin command to the cloud when it is connected
 // and marks the change synchronised once the cloud acknowledged it. While

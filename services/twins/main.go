@@ -73,13 +73,18 @@ func Main(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The device needs an identity to start (its twin database belongs to
-	// one): the provisioning file, when there is one, must be usable now.
-	s := base
-	if _, err := provision(&s, reapply); err != nil {
+	// What the provisioning file cannot fix fails the start. A missing or
+	// unusable identity does too without a provisioning file; with one, Run
+	// reports it as a status and waits for the file (see the package doc).
+	if err := base.ValidateStatic(); err != nil {
 		return err
 	}
-	if err := s.Validate(); err != nil {
+	s := base
+	_, err = provision(&s, reapply)
+	if err == nil {
+		err = s.Validate()
+	}
+	if err != nil && s.ProvisioningFile == "" {
 		return err
 	}
 	e, err := uplink.ReadEnv(env.Getenv)

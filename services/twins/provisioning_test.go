@@ -14,20 +14,37 @@ import (
 // provisioning file (as on a Bosch IoT Suite device) and returns its path.
 func (w *world) provisioned() string {
 	w.t.Helper()
-	prov := w.settings["provisioningFile"].(string)
+	prov := w.unprovisioned()
+	w.writeProvisioning(w.goodProvisioning())
+	return prov
+}
+
+// unprovisioned removes the hub settings from the configuration, leaving
+// the device without an identity until the provisioning file is written;
+// it returns the file's path.
+func (w *world) unprovisioned() string {
 	for _, k := range []string{"deviceId", "tenantId", "authId", "password"} {
 		delete(w.settings, k)
 	}
 	w.settings["address"] = ""
+	return w.settings["provisioningFile"].(string)
+}
+
+// goodProvisioning is a provisioning file for the cloud peer.
+func (w *world) goodProvisioning() string {
 	host, port, _ := strings.Cut(w.adapter.Addr(), ":")
-	good := fmt.Sprintf(`{"hub":{"credentials":{"deviceId":%q,"tenantId":%q,"authId":%q,"type":"hashed-password",
+	return fmt.Sprintf(`{"hub":{"credentials":{"deviceId":%q,"tenantId":%q,"authId":%q,"type":"hashed-password",
 		"adapters":[{"type":"mqtt","uri":"tcp://%s","port":%s}],
 		"secrets":[{"passwordBase64":%q}]},"device":{"authorities":["auto-provisioning-enabled"]}}}`,
 		deviceID, tenant, authID, host, port, base64.StdEncoding.EncodeToString([]byte(password)))
-	if err := os.WriteFile(prov, []byte(good), 0o600); err != nil {
+}
+
+// writeProvisioning writes the provisioning file.
+func (w *world) writeProvisioning(content string) {
+	w.t.Helper()
+	if err := os.WriteFile(w.settings["provisioningFile"].(string), []byte(content), 0o600); err != nil {
 		w.t.Fatal(err)
 	}
-	return prov
 }
 
 // awaitStatus waits for a status with cause after index from and returns

@@ -27,8 +27,40 @@
 // cannot be read or used PROVISIONING_ERROR; either way the service stays
 // local-only with the identity it had until the file changes again. The
 // local twins, the local API and the offline buffer keep working
-// throughout. Unlike upstream, the service needs a usable identity to
-// start (the twin database belongs to one device).
+// throughout.
+//
+// First boot (the factory writes the provisioning file after the image
+// first boots): with a provisioning file configured, a missing or unusable
+// identity does not stop the start, as in the suite connector. The service
+// connects to the local broker, tells systemd it is ready, and its first
+// launch reports PROVISIONING_MISSING (no file) or PROVISIONING_ERROR (a
+// file that cannot be read or leaves the settings invalid) on
+// edge/connection/remote/status, then waits for the file. Once a change of
+// the file makes the settings valid, the twin database of that device is
+// opened and the service goes on as a relaunch does (CONNECTION_CLOSED,
+// PROVISIONING_UPDATE, hub connect, sync), exactly the connector's
+// statuses. Errors the file cannot fix (log, local broker, TPM, twin
+// database path, buffer: Settings.ValidateStatic; a local broker TLS
+// setup that fails; a buffer that does not open) still fail the start, and
+// so does a missing identity without a provisioning file.
+//
+// While there is no identity there is no twin database, so local twin
+// commands cannot be served. They are not buffered for later, as that
+// would apply them to the cloud's twin and not to the local one. Upstream's
+// launcher builds its local "cloud" client only once the settings apply
+// (reference §1.6, §2.7), so there a local app gets no answer at all; ours
+// answers, so that an app waiting for a response can retry: a command that
+// needs the twins is dropped (one log line each) and, when a response is
+// required, answered with upstream's "unknown" error (status 400, "Thing
+// storage unavailable: …", description "… Try it later."), on the local
+// topic of the thing (command//<id>/req//errors-response;
+// command///req//… for a deviceId given in the configuration). As at any
+// time, a value that is not JSON gets
+// json.invalid, and commands the twins do not apply (unsupported paths and
+// actions) and every non-twin message go to the offline buffer, as in the
+// suite connector while it waits, and reach the cloud under the identity
+// that comes. Thing info (edge/thing/request) gets no answer until the
+// identity is known, as in the suite connector.
 //
 // A new deviceId in the provisioning file is a new device: as at startup
 // (and as upstream, whose launcher reopens the database on every relaunch),
@@ -158,12 +190,28 @@ func New(o Options) *Service {
 // settings returns the settings of the current launch.
 func (s *Service) settings() *Settings { return s.cur.Load() }
 
-// Run runs until ctx ends; it returns nil on cancellation.
+// Run runs until ctx ends; it returns nil on cancellation. Without a usable
+// identity it returns an error only when no provisioning file is
+// configured; otherwise it starts without a twin database and waits for the
+// file (see the package doc).
 func (s *Service) Run(ctx context.Context) error {
-	st := s.o.Settings
-	if _, err := provision(&st, s.o.Reapply); err != nil {
+	if err := s.o.Settings.ValidateStatic(); err != nil {
 		return err
 	}
+	st := s.o.Settings
+	_, err := provision(&st, s.o.Reapply)
+	if err == nil {
+		err = st.Validate()
+	}
+	if err != nil {
+		if st.ProvisioningFile == "" {
+			return err
+		}
+		// No usable identity yet: start without a twin database; the
+		// first launch reports why and waits for the provisioning file.
+		st = s.o.Settings
+	}
+	identified := err == nil
 	s.cur.Store(&st)
 	// The TPM key is checked against cert now, not at the first handshake.
 	tpm, err := st.TPMSettings.Open(st.Cert, s.log)
@@ -174,12 +222,20 @@ func (s *Service) Run(ctx context.Context) error {
 		defer tpm.Close()
 	}
 	s.tpm = tpm
-	things, err := openStore(st.ThingsDB, st.DeviceID, s.o.Now)
-	if err != nil {
-		return fmt.Errorf("things database: %w", err)
+	if identified {
+		things, err := openStore(st.ThingsDB, st.DeviceID, s.o.Now)
+		if err != nil {
+			return fmt.Errorf("things database: %w", err)
+		}
+		s.things = things
 	}
-	s.things = things
-	defer func() { s.things.close() }()
+	defer func() {
+		s.idMu.Lock()
+		defer s.idMu.Unlock()
+		if s.things != nil {
+			s.things.close()
+		}
+	}()
 	buf, err := st.BufferSettings.Open()
 	if err != nil {
 		return fmt.Errorf("offline buffer: %w", err)
@@ -260,12 +316,18 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // launch runs one hub session with the settings of this moment; on a
-// relaunch it first merges the provisioning file again. The local side
-// (twins, local API, buffer) is not touched: it works whatever the hub.
+// relaunch, or while the service has no device identity yet, it first
+// merges the provisioning file again. The local side (twins, local API,
+// buffer) is not touched: it works whatever the hub.
+//
+// The statuses follow the suite connector's launch: PROVISIONING_MISSING
+// (no file) or PROVISIONING_ERROR (a file that cannot be used) and a wait
+// for the next change of the file; PROVISIONING_UPDATE before connecting
+// on a relaunch; CONNECTION_CLOSED at the end of every launch.
 func (s *Service) launch(ctx context.Context, relaunch bool) {
 	// Every launch ends with CONNECTION_CLOSED, as upstream's launcher stop.
 	defer s.status.Send(context.WithoutCancel(ctx), uplink.CauseConnectionClosed)
-	if relaunch {
+	if identified := s.identified(); relaunch || !identified {
 		next := s.o.Settings
 		found, err := provision(&next, s.o.Reapply)
 		if err == nil {
@@ -276,8 +338,13 @@ func (s *Service) launch(ctx context.Context, relaunch bool) {
 			if !found {
 				cause = uplink.CauseProvisioningMissing
 			}
-			s.log.Error("cannot use the provisioning file; the twins stay local until it changes", "err", err,
-				"provisioningFile", next.ProvisioningFile)
+			if identified {
+				s.log.Error("cannot use the provisioning file; the twins stay local until it changes", "err", err,
+					"provisioningFile", next.ProvisioningFile)
+			} else {
+				s.log.Error("settings incomplete; waiting for a provisioning file", "err", err,
+					"provisioningFile", next.ProvisioningFile)
+			}
 			s.status.Send(ctx, cause)
 			<-ctx.Done()
 			return
@@ -288,18 +355,42 @@ func (s *Service) launch(ctx context.Context, relaunch bool) {
 			<-ctx.Done()
 			return
 		}
-		s.status.Send(ctx, uplink.CauseProvisioningUpdate)
+		if relaunch {
+			s.status.Send(ctx, uplink.CauseProvisioningUpdate)
+		}
+		if !identified {
+			s.announce(ctx) // as a start announces, whatever the hub
+		}
 	}
 	s.hubLoop(ctx)
 }
 
-// adopt makes next the settings of the running service. A new device id
-// gets its own twin database, as at startup: the previous device's is kept
-// aside and a fresh one opened (see the package doc).
+// identified reports whether the service has a device identity, and so a
+// twin database.
+func (s *Service) identified() bool {
+	s.idMu.RLock()
+	defer s.idMu.RUnlock()
+	return s.things != nil
+}
+
+// adopt makes next the settings of the running service. The first identity
+// (the service started without one) opens its twin database; a new device
+// id gets its own twin database, as at startup: the previous device's is
+// kept aside and a fresh one opened (see the package doc).
 func (s *Service) adopt(next Settings) error {
 	s.idMu.Lock()
 	defer s.idMu.Unlock()
 	cur := s.settings()
+	if s.things == nil {
+		things, err := openStore(next.ThingsDB, next.DeviceID, s.o.Now)
+		if err != nil {
+			return fmt.Errorf("things database of %s: %w", next.DeviceID, err)
+		}
+		s.log.Info("device identity known: twin database opened", "deviceId", next.DeviceID, "thingsDb", next.ThingsDB)
+		s.things = things
+		s.cur.Store(&next)
+		return nil
+	}
 	if next.DeviceID == cur.DeviceID && next.ThingsDB == cur.ThingsDB {
 		s.cur.Store(&next)
 		return nil
@@ -330,7 +421,12 @@ type thingInfo struct {
 	PolicyID string `json:"policyId,omitempty"`
 }
 
+// announce publishes the thing info; nothing without a device identity
+// (as the suite connector, which answers only once a launch knows it).
 func (s *Service) announce(ctx context.Context) {
+	if !s.identified() {
+		return
+	}
 	st := s.settings()
 	info, _ := json.Marshal(thingInfo{DeviceID: st.DeviceID, TenantID: st.TenantID, PolicyID: st.PolicyID})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
