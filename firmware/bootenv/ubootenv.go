@@ -22,9 +22,12 @@ type UBootCopy struct {
 	// the file's size).
 	Offset int64
 	Size   int64 // whole copy: CRC + (flags) + data
-	// SectorSize is kept for fw_env.config round trips; files and block
-	// devices do not need erasing.
+	// SectorSize is the erase unit on MTD flash (0: the erase block);
+	// files and block devices do not need erasing.
 	SectorSize int64
+	// Sectors is how many sectors a copy may span on NAND flash, where
+	// bad blocks are skipped (0: just enough for Size).
+	Sectors int64
 }
 
 // ParseFwEnvConfig parses a fw_env.config: one or two lines of
@@ -54,8 +57,13 @@ func ParseFwEnvConfig(r io.Reader) ([]UBootCopy, error) {
 			return nil, fmt.Errorf("line %d: size %q: %w", line, f[2], ErrFormat)
 		}
 		if len(f) > 3 {
-			if c.SectorSize, err = strconv.ParseInt(f[3], 0, 64); err != nil {
+			if c.SectorSize, err = strconv.ParseInt(f[3], 0, 64); err != nil || c.SectorSize < 0 {
 				return nil, fmt.Errorf("line %d: sector size %q: %w", line, f[3], ErrFormat)
+			}
+		}
+		if len(f) > 4 {
+			if c.Sectors, err = strconv.ParseInt(f[4], 0, 64); err != nil || c.Sectors < 0 || c.Sectors > 1024 {
+				return nil, fmt.Errorf("line %d: sectors %q: %w", line, f[4], ErrFormat)
 			}
 		}
 		copies = append(copies, c)
@@ -194,6 +202,14 @@ func OpenUBootEnv(configPath string) (*UBootEnv, error) {
 func (u *UBootEnv) redundant() bool { return len(u.Copies) == 2 }
 
 func readCopy(c UBootCopy) ([]byte, error) {
+	if isMTD(c.Device) {
+		fl, err := openFlash(c.Device, false)
+		if err != nil {
+			return nil, err
+		}
+		defer fl.Close()
+		return readMTD(fl, c)
+	}
 	f, err := os.Open(c.Device)
 	if err != nil {
 		return nil, err
@@ -256,10 +272,17 @@ func (u *UBootEnv) load() (env map[string]string, current int, flags byte, err e
 	ok0, ok1 := res[0].err == nil, res[1].err == nil
 	switch {
 	case ok0 && ok1:
-		if newer(res[1].flags, res[0].flags) {
-			return res[1].env, 1, res[1].flags, nil
+		boolean, err := u.booleanFlags()
+		if err != nil {
+			return nil, -1, 0, err
 		}
-		return res[0].env, 0, res[0].flags, nil
+		cur := 0
+		if boolean {
+			cur = currentBoolean(res[0].flags, res[1].flags)
+		} else if newer(res[1].flags, res[0].flags) {
+			cur = 1
+		}
+		return res[cur].env, cur, res[cur].flags, nil
 	case ok0:
 		return res[0].env, 0, res[0].flags, nil
 	case ok1:
@@ -312,10 +335,17 @@ func (u *UBootEnv) Write(set map[string]string) error {
 			return err
 		}
 	}
+	boolean, err := u.booleanFlags()
+	if err != nil {
+		return err
+	}
 	target := 0
 	if u.redundant() {
 		target = 1 - current
 		flags++
+		if boolean {
+			flags = 1
+		}
 	}
 	c := u.Copies[target]
 	raw, err := EncodeUBootEnv(merge(env, set), int(c.Size), u.redundant(), flags)
@@ -332,10 +362,47 @@ func (u *UBootEnv) Write(set map[string]string) error {
 	if !bytes.Equal(back, raw) {
 		return fmt.Errorf("%s: read back differs from what was written: %w", c.Device, ErrFormat)
 	}
+	if boolean {
+		// The new copy is complete: retire the old one. A power cut
+		// before this leaves two active copies; libubootenv (and, as far
+		// as we know, U-Boot) then take the first, possibly the old
+		// environment: the write may be lost, the environment stays
+		// valid.
+		return retireMTD(u.Copies[current])
+	}
+	return nil
+}
+
+// retireMTD marks a redundant copy on NOR flash obsolete: its flags byte
+// goes to 0, which NOR can program without an erase.
+func retireMTD(c UBootCopy) error {
+	fl, err := openFlash(c.Device, true)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	offs, _, err := mtdBlocks(fl, c)
+	if err != nil {
+		return err
+	}
+	if err := fl.writeAt([]byte{0}, offs[0]+4); err != nil {
+		return fmt.Errorf("%s: mark the old copy obsolete: %w", c.Device, err)
+	}
 	return nil
 }
 
 func writeCopy(c UBootCopy, raw []byte) error {
+	if isMTD(c.Device) {
+		fl, err := openFlash(c.Device, true)
+		if err != nil {
+			return err
+		}
+		if err := writeMTD(fl, c, raw); err != nil {
+			fl.Close()
+			return err
+		}
+		return fl.Close()
+	}
 	relock, err := unprotect(sysBlock, c.Device)
 	if err != nil {
 		return err

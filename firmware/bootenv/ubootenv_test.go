@@ -218,13 +218,13 @@ func TestParseFwEnvConfig(t *testing.T) {
 		want     []UBootCopy
 		err      error
 	}{
-		{"single", "/dev/mmcblk0 0x3f8000 0x4000\n", []UBootCopy{{"/dev/mmcblk0", 0x3f8000, 0x4000, 0}}, nil},
-		{"redundant", "# c\n/dev/a 0 16384 512 1\n/dev/b 0x4000 0x4000 512\n", []UBootCopy{{"/dev/a", 0, 0x4000, 512}, {"/dev/b", 0x4000, 0x4000, 512}}, nil},
+		{"single", "/dev/mmcblk0 0x3f8000 0x4000\n", []UBootCopy{{"/dev/mmcblk0", 0x3f8000, 0x4000, 0, 0}}, nil},
+		{"redundant", "# c\n/dev/a 0 16384 512 1\n/dev/b 0x4000 0x4000 512\n", []UBootCopy{{"/dev/a", 0, 0x4000, 512, 1}, {"/dev/b", 0x4000, 0x4000, 512, 0}}, nil},
 		{"empty", "# nothing\n", nil, ErrFormat},
 		{"three", "a 0 64\nb 0 64\nc 0 64\n", nil, ErrFormat},
 		{"bad number", "a zero 64\n", nil, ErrFormat},
 		{"sizes differ", "a 0 64\nb 0 128\n", nil, ErrFormat},
-		{"negative offsets", "/dev/mmcblk0 -0x4000 0x2000\n/dev/mmcblk0 -8192 0x2000\n", []UBootCopy{{"/dev/mmcblk0", -0x4000, 0x2000, 0}, {"/dev/mmcblk0", -0x2000, 0x2000, 0}}, nil},
+		{"negative offsets", "/dev/mmcblk0 -0x4000 0x2000\n/dev/mmcblk0 -8192 0x2000\n", []UBootCopy{{"/dev/mmcblk0", -0x4000, 0x2000, 0, 0}, {"/dev/mmcblk0", -0x2000, 0x2000, 0, 0}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseFwEnvConfig(strings.NewReader(tc.in))

@@ -92,7 +92,8 @@ type Config struct {
 	// KantoBinary is a prebuilt kanto binary (linux/amd64, static) to use
 	// instead of building ./services/cmd/kanto from RepoDir.
 	KantoBinary string
-	// Files are extra files for the root filesystem: destination → host path.
+	// Files are extra files for the root filesystem: destination → host path
+	// (mode 0755 when the host file is executable, else 0644).
 	Files map[string]string
 	// Sizes in bytes (defaults: ESP 32 MiB, slot 192 MiB, data 64 MiB).
 	ESPSize, SlotSize, DataSize int64

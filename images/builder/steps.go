@@ -472,7 +472,12 @@ func (b *build) rootfs(ctx context.Context) (bool, error) {
 		t.file(strings.TrimPrefix(busyboxPath, "/"), "/bin/busybox", 0o755)
 	}
 	for dst, src := range b.cfg.Files {
-		t.file(dst, src, 0o644)
+		// Executables stay executable (extra tools, test programs).
+		mode := os.FileMode(0o644)
+		if st, err := os.Stat(src); err == nil && st.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		t.file(dst, src, mode)
 	}
 	k := newKey("rootfs").str("size", fmt.Sprint(b.cfg.SlotSize)).str("mke2fs", toolVersion("mke2fs", "-V"))
 	if err := t.addTo(k); err != nil {
