@@ -1,7 +1,6 @@
 package connector_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kantofw/kanto/services/internal/kantotest"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 )
 
@@ -30,29 +30,7 @@ func (w *world) awaitExit() int {
 // retained connection status the broker holds.
 func (w *world) retainedStatus() mqtt.Message {
 	w.t.Helper()
-	ctx := ctxT(w.t)
-	c := mqtt.New(mqtt.Options{URL: w.local.URL(), ClientID: "late-app", CleanSession: true})
-	if err := c.Connect(ctx); err != nil {
-		w.t.Fatal(err)
-	}
-	defer c.Close()
-	got := make(chan mqtt.Message, 1)
-	err := c.Subscribe(ctx, connectorStatus, 1, func(_ context.Context, m mqtt.Message) {
-		select {
-		case got <- m:
-		default:
-		}
-	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	select {
-	case m := <-got:
-		return m
-	case <-ctx.Done():
-		w.t.Fatal("no retained status")
-		return mqtt.Message{}
-	}
+	return kantotest.Retained(ctxT(w.t), w.t, w.local.URL(), connectorStatus)
 }
 
 // Reference §1.3 and §2.7 step 3: when the provisioning file watcher cannot

@@ -66,29 +66,7 @@ func awaitNotify(t *testing.T, ch <-chan string, want string) {
 // app connecting now gets it.
 func (w *world) retainedStatus() mqtt.Message {
 	w.t.Helper()
-	ctx := ctxT(w.t)
-	c := mqtt.New(mqtt.Options{URL: w.local.URL(), ClientID: "late-app", CleanSession: true})
-	if err := c.Connect(ctx); err != nil {
-		w.t.Fatal(err)
-	}
-	defer c.Close()
-	got := make(chan mqtt.Message, 1)
-	err := c.Subscribe(ctx, "edge/connection/remote/status", 1, func(_ context.Context, m mqtt.Message) {
-		select {
-		case got <- m:
-		default:
-		}
-	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	select {
-	case m := <-got:
-		return m
-	case <-ctx.Done():
-		w.t.Fatal("no retained status")
-		return mqtt.Message{}
-	}
+	return kantotest.Retained(ctxT(w.t), w.t, w.local.URL(), "edge/connection/remote/status")
 }
 
 // checkWaitingStatus checks the status of a service waiting for its

@@ -229,3 +229,32 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Retained returns the retained message on topic, as a local app that
+// connects now gets it; the test fails if the broker at url holds none
+// before ctx ends.
+func Retained(ctx context.Context, t testing.TB, url, topic string) mqtt.Message {
+	t.Helper()
+	c := mqtt.New(mqtt.Options{URL: url, ClientID: "late-app", CleanSession: true})
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan mqtt.Message, 1)
+	err := c.Subscribe(ctx, topic, 1, func(_ context.Context, m mqtt.Message) {
+		select {
+		case got <- m:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		return m
+	case <-ctx.Done():
+		t.Fatalf("no retained message on %s", topic)
+		return mqtt.Message{}
+	}
+}
