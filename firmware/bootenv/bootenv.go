@@ -131,5 +131,8 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode, beforeRename fu
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	return syncFS(d)
 }

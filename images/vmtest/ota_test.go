@@ -113,6 +113,36 @@ func TestPowerCutDuringInstall(t *testing.T) {
 	m.Stop()
 }
 
+// Power cut at the environment switch: the agent has written slot B and
+// armed it (the boot environment now names B first, on trial) and the
+// power goes before the reboot it asked for. The armed environment was
+// synced before the agent logged the state, so GRUB boots B on trial; the
+// agent finds its interrupted update, verifies the slot and commits it.
+// (A cut inside the environment write itself is covered at file level:
+// firmware/bootenv's interrupted-write tests, for grubenv and U-Boot.)
+func TestPowerCutAtEnvSwitch(t *testing.T) {
+	Require(t)
+	t.Parallel()
+	keys := filepath.Join(images.Dir(t), "keys")
+	v1 := images.Build(t, "ota-v1", builder.Config{Version: "1.0.0", KeysDir: keys, BrokerListen: "0.0.0.0", NoBundle: true})
+	v2 := images.Build(t, "ota-v2", builder.Config{Version: "2.0.0", KeysDir: keys, BrokerListen: "0.0.0.0"})
+	httpPort := serveFiles(t, map[string]string{"good.kfw": v2.Bundle})
+	brokerPort := testenv.FreePort(t)
+	fwd := qemu.Options{HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:1883", brokerPort)}}
+	m := Boot(t, v1.Disk, fwd)
+	expect(t, m, step{event.ServicesUp, []string{"slot", "A"}})
+	requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/good.kfw", httpPort))
+	expect(t, m, regexp.MustCompile(`\[fw-agent\].*update state.*to=installed`))
+	m.Stop()
+	m = BootInPlace(t, m.Disk, fwd)
+	expect(t, m, regexp.MustCompile(`KANTO-GRUB slot=B .*B_OK=1 B_TRY=2`),
+		step{event.Init, []string{"slot", "B", "version", "2.0.0"}},
+		regexp.MustCompile(`\[fw-agent\].*resuming update.*state=(installed|rebooting)`),
+		regexp.MustCompile(`\[fw-agent\].*update state.*to=committed`))
+	m.Stop()
+	wantEnv(t, m.Disk, map[string]string{"B_OK": "1", "B_TRY": "0"})
+}
+
 // requestInstall sends one install request to the agent's local MQTT API
 // through the forwarded broker port.
 func requestInstall(t *testing.T, brokerPort int, source string) {
