@@ -91,15 +91,7 @@ func TestOTAThroughAgent(t *testing.T) {
 func TestPowerCutDuringInstall(t *testing.T) {
 	Require(t)
 	t.Parallel()
-	keys := filepath.Join(images.Dir(t), "keys")
-	v1 := images.Build(t, "ota-v1", builder.Config{Version: "1.0.0", KeysDir: keys, BrokerListen: "0.0.0.0", NoBundle: true})
-	v2 := images.Build(t, "ota-v2", builder.Config{Version: "2.0.0", KeysDir: keys, BrokerListen: "0.0.0.0"})
-	httpPort := serveFiles(t, map[string]string{"good.kfw": v2.Bundle})
-	brokerPort := testenv.FreePort(t)
-	fwd := qemu.Options{HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:1883", brokerPort)}}
-	m := Boot(t, v1.Disk, fwd)
-	expect(t, m, step{event.ServicesUp, []string{"slot", "A"}})
-	requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/good.kfw", httpPort))
+	m, fwd := installGood(t)
 	expect(t, m, regexp.MustCompile(`\[fw-agent\].*update state.*to=installing`))
 	time.Sleep(2 * time.Second) // well inside the write of the slot
 	m.Stop()
@@ -123,15 +115,7 @@ func TestPowerCutDuringInstall(t *testing.T) {
 func TestPowerCutAtEnvSwitch(t *testing.T) {
 	Require(t)
 	t.Parallel()
-	keys := filepath.Join(images.Dir(t), "keys")
-	v1 := images.Build(t, "ota-v1", builder.Config{Version: "1.0.0", KeysDir: keys, BrokerListen: "0.0.0.0", NoBundle: true})
-	v2 := images.Build(t, "ota-v2", builder.Config{Version: "2.0.0", KeysDir: keys, BrokerListen: "0.0.0.0"})
-	httpPort := serveFiles(t, map[string]string{"good.kfw": v2.Bundle})
-	brokerPort := testenv.FreePort(t)
-	fwd := qemu.Options{HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:1883", brokerPort)}}
-	m := Boot(t, v1.Disk, fwd)
-	expect(t, m, step{event.ServicesUp, []string{"slot", "A"}})
-	requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/good.kfw", httpPort))
+	m, fwd := installGood(t)
 	expect(t, m, regexp.MustCompile(`\[fw-agent\].*update state.*to=installed`))
 	m.Stop()
 	m = BootInPlace(t, m.Disk, fwd)
@@ -141,6 +125,23 @@ func TestPowerCutAtEnvSwitch(t *testing.T) {
 		regexp.MustCompile(`\[fw-agent\].*update state.*to=committed`))
 	m.Stop()
 	wantEnv(t, m.Disk, map[string]string{"B_OK": "1", "B_TRY": "0"})
+}
+
+// installGood boots image 1.0.0 with its broker forwarded to the host and
+// asks its OTA agent to install 2.0.0 from the host; it returns the
+// machine and the QEMU options to boot its disk again.
+func installGood(t *testing.T) (*Machine, qemu.Options) {
+	t.Helper()
+	keys := filepath.Join(images.Dir(t), "keys")
+	v1 := images.Build(t, "ota-v1", builder.Config{Version: "1.0.0", KeysDir: keys, BrokerListen: "0.0.0.0", NoBundle: true})
+	v2 := images.Build(t, "ota-v2", builder.Config{Version: "2.0.0", KeysDir: keys, BrokerListen: "0.0.0.0"})
+	httpPort := serveFiles(t, map[string]string{"good.kfw": v2.Bundle})
+	brokerPort := testenv.FreePort(t)
+	fwd := qemu.Options{HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:1883", brokerPort)}}
+	m := Boot(t, v1.Disk, fwd)
+	expect(t, m, step{event.ServicesUp, []string{"slot", "A"}})
+	requestInstall(t, brokerPort, fmt.Sprintf("http://10.0.2.2:%d/good.kfw", httpPort))
+	return m, fwd
 }
 
 // requestInstall sends one install request to the agent's local MQTT API
