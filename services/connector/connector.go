@@ -187,23 +187,8 @@ func (c *Connector) Run(ctx context.Context) error {
 	go c.o.Notifier.Watchdog(ctx, c.local.IsConnected)
 	defer c.o.Notifier.Stopping()
 
-	relaunch := false
-	for {
-		lctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func(relaunch bool) { defer close(done); c.launch(lctx, relaunch) }(relaunch)
-		select {
-		case <-ctx.Done():
-			cancel()
-			<-done
-			return nil
-		case <-watch.C:
-			c.log.Info("provisioning file changed, relaunching", "file", s.ProvisioningFile)
-			cancel()
-			<-done
-			relaunch = true
-		}
-	}
+	uplink.Relaunch(ctx, watch.C, c.launch, c.log, s.ProvisioningFile)
+	return nil
 }
 
 // launch runs one hub session with the settings of this moment.

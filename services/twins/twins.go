@@ -296,23 +296,8 @@ func (s *Service) Run(ctx context.Context) error {
 	s.o.Notifier.Ready("local broker connected")
 	go s.o.Notifier.Watchdog(ctx, s.local.IsConnected)
 	defer s.o.Notifier.Stopping()
-	relaunch := false
-	for {
-		lctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func(relaunch bool) { defer close(done); s.launch(lctx, relaunch) }(relaunch)
-		select {
-		case <-ctx.Done():
-			cancel()
-			<-done
-			return nil
-		case <-changes:
-			s.log.Info("provisioning file changed, relaunching", "file", st.ProvisioningFile)
-			cancel()
-			<-done
-			relaunch = true
-		}
-	}
+	uplink.Relaunch(ctx, changes, s.launch, s.log, st.ProvisioningFile)
+	return nil
 }
 
 // launch runs one hub session with the settings of this moment; on a

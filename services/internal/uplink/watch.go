@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,4 +107,28 @@ func (pw *ProvisioningWatcher) Close() {
 	close(pw.done)
 	pw.w.Close()
 	<-pw.exit
+}
+
+// Relaunch runs launch until ctx ends, restarting it whenever changes
+// delivers (the provisioning file changed; nil: never): the running launch
+// is cancelled and awaited, then started again with relaunch true. It is
+// the launcher loop of the connectors, as upstream's event loop.
+func Relaunch(ctx context.Context, changes <-chan struct{}, launch func(ctx context.Context, relaunch bool), log *slog.Logger, file string) {
+	relaunch := false
+	for {
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func(relaunch bool) { defer close(done); launch(lctx, relaunch) }(relaunch)
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return
+		case <-changes:
+			log.Info("provisioning file changed, relaunching", "file", file)
+			cancel()
+			<-done
+			relaunch = true
+		}
+	}
 }

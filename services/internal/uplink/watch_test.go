@@ -1,12 +1,16 @@
 package uplink
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kantofw/kanto/services/internal/logging"
 )
 
 // Each way the file can change (written, renamed away, renamed back,
@@ -60,5 +64,51 @@ func TestWatchProvisioning(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines left after Close", n-before)
+	}
+}
+
+// TestRelaunch: each change cancels the running launch and waits for it
+// before the next starts, with relaunch set; the end of ctx ends the loop
+// after the launch has returned.
+func TestRelaunch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan struct{})
+	type start struct {
+		relaunch bool
+		ended    chan struct{}
+	}
+	starts := make(chan start, 3)
+	var running atomic.Int32
+	launch := func(ctx context.Context, relaunch bool) {
+		if running.Add(1) != 1 {
+			t.Error("two launches at once")
+		}
+		ended := make(chan struct{})
+		starts <- start{relaunch, ended}
+		<-ctx.Done()
+		running.Add(-1)
+		close(ended)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); Relaunch(ctx, changes, launch, logging.Discard(), "p.json") }()
+	first := <-starts
+	changes <- struct{}{}
+	second := <-starts
+	select {
+	case <-first.ended:
+	default:
+		t.Error("the second launch started before the first ended")
+	}
+	changes <- struct{}{}
+	third := <-starts
+	if first.relaunch || !second.relaunch || !third.relaunch {
+		t.Errorf("relaunch flags %v %v %v, want false true true", first.relaunch, second.relaunch, third.relaunch)
+	}
+	cancel()
+	<-done
+	select {
+	case <-third.ended:
+	default:
+		t.Error("Relaunch returned before the running launch ended")
 	}
 }
