@@ -3,13 +3,13 @@ package bootenv
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kantofw/kanto/firmware/bootenv/libubootenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,26 +65,8 @@ func TestMTDInGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Create = true
-	setenv := func(k, v string) {
-		t.Helper()
-		if out, err := exec.Command("fw_setenv", "-c", cfg, k, v).CombinedOutput(); err != nil {
-			t.Fatalf("fw_setenv %s: %v\n%s", k, err, out)
-		}
-	}
-	printenv := func() map[string]string {
-		t.Helper()
-		out, err := exec.Command("fw_printenv", "-c", cfg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("fw_printenv: %v\n%s", err, out)
-		}
-		env := map[string]string{}
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if k, v, ok := strings.Cut(l, "="); ok {
-				env[k] = v
-			}
-		}
-		return env
-	}
+	setenv := func(k, v string) { t.Helper(); libubootenv.Setenv(t, cfg, k, v) }
+	printenv := func() map[string]string { t.Helper(); return libubootenv.Printenv(t, cfg) }
 	read := func() map[string]string {
 		t.Helper()
 		env, err := u.Read()

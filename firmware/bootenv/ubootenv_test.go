@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kantofw/kanto/firmware/bootenv/libubootenv"
 	"github.com/kantofw/kanto/internal/testenv"
 )
 
@@ -42,25 +44,8 @@ func newUBoot(t *testing.T, redundant bool) (*UBootEnv, string) {
 	return u, path
 }
 
-func fwPrintenv(t *testing.T, cfg string) map[string]string {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "fw_printenv"), "-c", cfg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("fw_printenv: %v\n%s", err, out)
-	}
-	env := map[string]string{}
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			t.Fatalf("fw_printenv line %q", l)
-		}
-		env[k] = v
-	}
-	return env
-}
-
 func TestUBootRoundTripWithLibubootenv(t *testing.T) {
-	setenv := testenv.LookPath(t, "fw_setenv")
+	testenv.LookPath(t, "fw_setenv") // skips early without libubootenv-tool
 	for _, redundant := range []bool{false, true} {
 		t.Run(fmt.Sprintf("redundant=%v", redundant), func(t *testing.T) {
 			u, cfg := newUBoot(t, redundant)
@@ -70,17 +55,13 @@ func TestUBootRoundTripWithLibubootenv(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_TRIAL": "0", "bootcmd": "run kanto; reset"}
-			if diff := cmp.Diff(want, fwPrintenv(t, cfg)); diff != "" {
+			if diff := cmp.Diff(want, libubootenv.Printenv(t, cfg)); diff != "" {
 				t.Fatalf("fw_printenv after our write (-want +got):\n%s", diff)
 			}
 			// Several writes each way, so the redundant flags advance on both sides.
 			for i := range 3 {
-				if out, err := exec.Command(setenv, "-c", cfg, "BOOT_ORDER", "B A").CombinedOutput(); err != nil {
-					t.Fatalf("fw_setenv: %v\n%s", err, out)
-				}
-				if out, err := exec.Command(setenv, "-c", cfg, "BOOT_B_LEFT", fmt.Sprint(i)).CombinedOutput(); err != nil {
-					t.Fatalf("fw_setenv: %v\n%s", err, out)
-				}
+				libubootenv.Setenv(t, cfg, "BOOT_ORDER", "B A")
+				libubootenv.Setenv(t, cfg, "BOOT_B_LEFT", fmt.Sprint(i))
 				got, err := u.Read()
 				if err != nil {
 					t.Fatal(err)
@@ -94,7 +75,7 @@ func TestUBootRoundTripWithLibubootenv(t *testing.T) {
 				}
 				want["BOOT_TRIAL"] = fmt.Sprint(i % 2)
 				delete(want, "bootcmd")
-				if diff := cmp.Diff(want, fwPrintenv(t, cfg)); diff != "" {
+				if diff := cmp.Diff(want, libubootenv.Printenv(t, cfg)); diff != "" {
 					t.Fatalf("fw_printenv (-want +got):\n%s", diff)
 				}
 			}
@@ -180,7 +161,7 @@ func TestUBootPowerCut(t *testing.T) {
 			if strings.Contains(tc.name, "truncated") {
 				return
 			}
-			if diff := cmp.Diff(tc.want, fwPrintenv(t, cfg)); diff != "" {
+			if diff := cmp.Diff(tc.want, libubootenv.Printenv(t, cfg)); diff != "" {
 				t.Fatalf("fw_printenv (-want +got):\n%s", diff)
 			}
 			// And the next write repairs: both read back the same.
@@ -284,7 +265,7 @@ func FuzzParseFwEnvConfig(f *testing.F) {
 // offsets for block devices only) and checked with fw_printenv/fw_setenv
 // both ways; and on a file, where the end is the file's size.
 func TestUBootNegativeOffsets(t *testing.T) {
-	setenv := testenv.LookPath(t, "fw_setenv")
+	testenv.LookPath(t, "fw_setenv") // skips early without libubootenv-tool
 	losetup := testenv.LookPath(t, "losetup")
 	if os.Geteuid() != 0 {
 		t.Skip("loop devices need root")
@@ -314,12 +295,10 @@ func TestUBootNegativeOffsets(t *testing.T) {
 	if err := u.Write(map[string]string{"BOOT_ORDER": "A B"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fwPrintenv(t, cfg); got["BOOT_ORDER"] != "A B" {
+	if got := libubootenv.Printenv(t, cfg); got["BOOT_ORDER"] != "A B" {
 		t.Fatalf("fw_printenv after our write: %v", got)
 	}
-	if out, err := exec.Command(setenv, "-c", cfg, "BOOT_ORDER", "B A").CombinedOutput(); err != nil {
-		t.Fatalf("fw_setenv: %v\n%s", err, out)
-	}
+	libubootenv.Setenv(t, cfg, "BOOT_ORDER", "B A")
 	if got, err := u.Read(); err != nil || got["BOOT_ORDER"] != "B A" {
 		t.Fatalf("read after fw_setenv: %v, %v", got, err)
 	}

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kantofw/kanto/firmware/bootenv/libubootenv"
 	"github.com/kantofw/kanto/internal/testenv"
 )
 
@@ -19,8 +20,8 @@ import (
 // (libubootenv-tool) on the same fw_env.config: one copy or two redundant
 // ones, in files that are erased (zeros) or empty (zero length).
 func TestFwEnvUBootWithLibubootenv(t *testing.T) {
-	printenv := testenv.LookPath(t, "fw_printenv")
-	setenv := testenv.LookPath(t, "fw_setenv")
+	testenv.LookPath(t, "fw_printenv") // both skip early without libubootenv-tool
+	testenv.LookPath(t, "fw_setenv")
 	const envSize = 0x2000
 	for _, tc := range []struct {
 		name      string
@@ -58,28 +59,11 @@ func TestFwEnvUBootWithLibubootenv(t *testing.T) {
 				b, _ := os.ReadFile(p("env1"))
 				return append(a, b...)
 			}
-			// libubootenv's view: fw_printenv's lines as a map.
-			libEnv := func() map[string]string {
-				t.Helper()
-				out, err := exec.Command(printenv, "-c", cfg).CombinedOutput()
-				if err != nil {
-					t.Fatalf("fw_printenv: %v\n%s", err, out)
-				}
-				env := map[string]string{}
-				for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-					k, v, ok := strings.Cut(l, "=")
-					if !ok {
-						t.Fatalf("fw_printenv line %q", l)
-					}
-					env[k] = v
-				}
-				return env
-			}
 			// Both tools agree with want: kanto prints KEY=VALUE lines
 			// sorted by key, fw_printenv the same pairs.
 			check := func(when string, want map[string]string) {
 				t.Helper()
-				if diff := cmp.Diff(want, libEnv()); diff != "" {
+				if diff := cmp.Diff(want, libubootenv.Printenv(t, cfg)); diff != "" {
 					t.Fatalf("%s: fw_printenv (-want +got):\n%s", when, diff)
 				}
 				var lines []string
@@ -123,12 +107,8 @@ func TestFwEnvUBootWithLibubootenv(t *testing.T) {
 			// Writes alternate between the tools, so the redundant copies'
 			// flags advance on both sides.
 			for i := range 3 {
-				if out, err := exec.Command(setenv, "-c", cfg, "BOOT_ORDER", "B A").CombinedOutput(); err != nil {
-					t.Fatalf("fw_setenv: %v\n%s", err, out)
-				}
-				if out, err := exec.Command(setenv, "-c", cfg, fmt.Sprintf("lib%d", i), "set by fw_setenv").CombinedOutput(); err != nil {
-					t.Fatalf("fw_setenv: %v\n%s", err, out)
-				}
+				libubootenv.Setenv(t, cfg, "BOOT_ORDER", "B A")
+				libubootenv.Setenv(t, cfg, fmt.Sprintf("lib%d", i), "set by fw_setenv")
 				want["BOOT_ORDER"], want[fmt.Sprintf("lib%d", i)] = "B A", "set by fw_setenv"
 				check(fmt.Sprintf("round %d, after fw_setenv", i), want)
 
@@ -145,9 +125,7 @@ func TestFwEnvUBootWithLibubootenv(t *testing.T) {
 				check(fmt.Sprintf("round %d, after kanto fw env", i), want)
 			}
 			// fw_setenv NAME with no value deletes too; kanto sees it gone.
-			if out, err := exec.Command(setenv, "-c", cfg, "lib0").CombinedOutput(); err != nil {
-				t.Fatalf("fw_setenv delete: %v\n%s", err, out)
-			}
+			libubootenv.Delete(t, cfg, "lib0")
 			delete(want, "lib0")
 			check("after fw_setenv deleted a key", want)
 
