@@ -255,7 +255,10 @@ func runAgent(t *testing.T, url, domain string, d updateagent.Domain, dir string
 	t.Cleanup(func() { cancel(); <-done; db.Close() })
 }
 
-func runManager(t *testing.T, url, dir string, domains ...string) {
+// runManager runs an update manager for domains against the broker at url
+// until the test ends; edit, if not nil, adjusts its configuration.
+func runManager(t *testing.T, url, dir string, edit func(*updatemanager.Config), domains ...string) {
+	t.Helper()
 	cfg := updatemanager.Defaults()
 	cfg.ThingsEnabled = false
 	cfg.Connection.Broker = url
@@ -263,6 +266,9 @@ func runManager(t *testing.T, url, dir string, domains ...string) {
 	cfg.Agents = map[string]*updatemanager.AgentConfig{}
 	for _, d := range domains {
 		cfg.Agents[d] = &updatemanager.AgentConfig{ReadTimeout: updatemanager.Duration(5 * time.Second)}
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	s, err := updatemanager.New(cfg, updatemanager.ServiceDeps{Log: logging.Discard()})
 	if err != nil {
@@ -317,7 +323,7 @@ func startCampaign(t *testing.T, healthy bool) *campaign {
 	runAgent(t, b.URL(), "software", &softwareupdate.Domain{Name: "software", Storage: filepath.Join(dir, "sw"), Downloader: dl, ArtifactType: "archive"}, dir)
 	runAgent(t, b.URL(), "containers", updateagenttest.New("containers", nil), dir)
 	o.wait("agents up", func() bool { return o.cs["firmwareupdate"] && o.cs["softwareupdate"] && o.cs["containersupdate"] })
-	runManager(t, b.URL(), dir, "containers", "firmware", "software")
+	runManager(t, b.URL(), dir, nil, "containers", "firmware", "software")
 	o.wait("manager up", func() bool { return o.cs["deviceupdate"] })
 
 	ds := updateapi.DesiredState{Domains: []updateapi.Domain{

@@ -25,7 +25,6 @@ import (
 	"github.com/kantofw/kanto/internal/mosquittotest"
 	"github.com/kantofw/kanto/services/fwagent"
 	"github.com/kantofw/kanto/services/fwagent/fwagenttest"
-	"github.com/kantofw/kanto/services/internal/logging"
 	"github.com/kantofw/kanto/services/internal/mqtt"
 	"github.com/kantofw/kanto/services/internal/updateagent"
 	"github.com/kantofw/kanto/services/internal/updateapi"
@@ -55,22 +54,7 @@ func startFwCampaign(t *testing.T, id string, bundleFor func(*fwagenttest.Device
 	t.Cleanup(srv.Close)
 	o.wait("firmware agent up", func() bool { return o.cs["firmwareupdate"] })
 
-	cfg := updatemanager.Defaults()
-	cfg.ThingsEnabled = false
-	cfg.Connection.Broker = b.URL()
-	cfg.Database = filepath.Join(t.TempDir(), "um.db")
-	cfg.Agents = map[string]*updatemanager.AgentConfig{"firmware": {ReadTimeout: updatemanager.Duration(5 * time.Second)}}
-	if edit != nil {
-		edit(&cfg)
-	}
-	s, err := updatemanager.New(cfg, updatemanager.ServiceDeps{Log: logging.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runManager(t, b.URL(), t.TempDir(), edit, "firmware")
 	o.wait("manager up", func() bool { return o.cs["deviceupdate"] })
 
 	ds := updateapi.DesiredState{Domains: []updateapi.Domain{
