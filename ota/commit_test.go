@@ -193,10 +193,10 @@ var afterBoot = []struct {
 	{"verifying", ota.StateVerifying},
 }
 
-// TestCommitOnBootedTarget: Commit on the booted new slot commits it in
-// the boot environment and the slot status record, without a reboot, and
-// the bootloader keeps booting it.
-func TestCommitOnBootedTarget(t *testing.T) {
+// onBootedTarget runs fn for each bootloader and each state after the boot
+// into B (see afterBoot), on a device booted into B on trial whose agent
+// is in that state.
+func onBootedTarget(t *testing.T, fn func(t *testing.T, bl string, d *simDevice, a *inProcess)) {
 	for _, bl := range []string{"grub", "uboot"} {
 		for _, ab := range afterBoot {
 			t.Run(bl+"/"+ab.name, func(t *testing.T) {
@@ -207,99 +207,97 @@ func TestCommitOnBootedTarget(t *testing.T) {
 				if ab.state == ota.StateVerifying {
 					a.verifyUntilCancelled(t, started)
 				}
-				if bs := a.bootState(t); !bs.Slots["B"].Trial {
-					t.Fatalf("B not on trial before the commit: %+v", bs.Slots)
-				}
-				r, err := a.Commit(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r.State != ota.StateCommitted || r.Error != "" {
-					t.Fatalf("Commit returned %s (error %q), want committed", r.State, r.Error)
-				}
-				a.wantState(t, ota.StateCommitted)
-				if s := a.slotStatus(t, "B"); s.Status != slot.StatusGood || s.CommittedAt.IsZero() || s.Version != "2.0" {
-					t.Fatalf("slot status of B: %+v, want good with a commit time", s)
-				}
-				bs := a.bootState(t)
-				if b := bs.Slots["B"]; !b.Bootable || b.Trial || bs.Primary() != "B" {
-					t.Fatalf("boot env after the commit: %+v primary %s, want B bootable, not on trial, primary", bs.Slots, bs.Primary())
-				}
-				if bl == "grub" && (bs.Env["B_OK"] != "1" || bs.Env["B_TRY"] != "0") {
-					t.Fatalf("grubenv after the commit: %v", bs.Env)
-				}
-				if bl == "uboot" && (bs.Env["BOOT_TRIAL"] != "0" || bs.Env["BOOT_B_LEFT"] != "3") {
-					t.Fatalf("U-Boot env after the commit: %v", bs.Env)
-				}
-				if got := a.reboot.count(); got != 1 {
-					t.Fatalf("reboots: %d, want only the one into B", got)
-				}
-				// Committed for good: the next boots pick B and Resume keeps it.
-				for range 2 {
-					d.powerOn()
-					if d.booted != "B" {
-						t.Fatalf("the bootloader picks %s after the commit", d.booted)
-					}
-				}
-				if r, err := a.Resume(context.Background()); err != nil || r.State != ota.StateCommitted {
-					t.Fatalf("Resume after the commit: %s, %v", r.State, err)
-				}
+				fn(t, bl, d, a)
 			})
 		}
 	}
+}
+
+// TestCommitOnBootedTarget: Commit on the booted new slot commits it in
+// the boot environment and the slot status record, without a reboot, and
+// the bootloader keeps booting it.
+func TestCommitOnBootedTarget(t *testing.T) {
+	onBootedTarget(t, func(t *testing.T, bl string, d *simDevice, a *inProcess) {
+		if bs := a.bootState(t); !bs.Slots["B"].Trial {
+			t.Fatalf("B not on trial before the commit: %+v", bs.Slots)
+		}
+		r, err := a.Commit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != ota.StateCommitted || r.Error != "" {
+			t.Fatalf("Commit returned %s (error %q), want committed", r.State, r.Error)
+		}
+		a.wantState(t, ota.StateCommitted)
+		if s := a.slotStatus(t, "B"); s.Status != slot.StatusGood || s.CommittedAt.IsZero() || s.Version != "2.0" {
+			t.Fatalf("slot status of B: %+v, want good with a commit time", s)
+		}
+		bs := a.bootState(t)
+		if b := bs.Slots["B"]; !b.Bootable || b.Trial || bs.Primary() != "B" {
+			t.Fatalf("boot env after the commit: %+v primary %s, want B bootable, not on trial, primary", bs.Slots, bs.Primary())
+		}
+		if bl == "grub" && (bs.Env["B_OK"] != "1" || bs.Env["B_TRY"] != "0") {
+			t.Fatalf("grubenv after the commit: %v", bs.Env)
+		}
+		if bl == "uboot" && (bs.Env["BOOT_TRIAL"] != "0" || bs.Env["BOOT_B_LEFT"] != "3") {
+			t.Fatalf("U-Boot env after the commit: %v", bs.Env)
+		}
+		if got := a.reboot.count(); got != 1 {
+			t.Fatalf("reboots: %d, want only the one into B", got)
+		}
+		// Committed for good: the next boots pick B and Resume keeps it.
+		for range 2 {
+			d.powerOn()
+			if d.booted != "B" {
+				t.Fatalf("the bootloader picks %s after the commit", d.booted)
+			}
+		}
+		if r, err := a.Resume(context.Background()); err != nil || r.State != ota.StateCommitted {
+			t.Fatalf("Resume after the commit: %s, %v", r.State, err)
+		}
+	})
 }
 
 // TestRollbackOnBootedTarget: Rollback on the booted new slot marks it bad
 // in the boot environment and the slot status record, asks for a reboot,
 // and the bootloader goes back to the previous slot.
 func TestRollbackOnBootedTarget(t *testing.T) {
-	for _, bl := range []string{"grub", "uboot"} {
-		for _, ab := range afterBoot {
-			t.Run(bl+"/"+ab.name, func(t *testing.T) {
-				d := newSimDevice(t, bl, 0)
-				started := make(chan struct{})
-				a := newAgent(t, d, blockingCheck(started))
-				a.installAndReboot(t)
-				if ab.state == ota.StateVerifying {
-					a.verifyUntilCancelled(t, started)
-				}
-				r, err := a.Rollback(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r.State != ota.StateRolledBack {
-					t.Fatalf("Rollback returned %s, want rolled-back", r.State)
-				}
-				a.wantState(t, ota.StateRolledBack)
-				if got := a.reboot.count(); got != 2 {
-					t.Fatalf("reboots: %d, want 2 (into B, then back)", got)
-				}
-				if s := a.slotStatus(t, "B"); s.Status != slot.StatusBad {
-					t.Fatalf("slot status of B: %+v, want bad", s)
-				}
-				bs := a.bootState(t)
-				if b := bs.Slots["B"]; b.Bootable || b.Trial || bs.Primary() != "A" {
-					t.Fatalf("boot env after the rollback: %+v primary %s, want B not bootable, A primary", bs.Slots, bs.Primary())
-				}
-				if bl == "grub" && (bs.Env["B_OK"] != "0" || bs.Env["ORDER"] != "A B") {
-					t.Fatalf("grubenv after the rollback: %v", bs.Env)
-				}
-				if bl == "uboot" && (bs.Env["BOOT_B_LEFT"] != "0" || bs.Env["BOOT_ORDER"] != "A B") {
-					t.Fatalf("U-Boot env after the rollback: %v", bs.Env)
-				}
-				d.powerOn()
-				if d.booted != "A" {
-					t.Fatalf("the bootloader picks %s after the rollback, want A", d.booted)
-				}
-				if r, err := a.Resume(context.Background()); err != nil || r.State != ota.StateRolledBack {
-					t.Fatalf("Resume after the rollback: %s, %v", r.State, err)
-				}
-				if got := a.reboot.count(); got != 2 {
-					t.Fatalf("reboots after Resume on A: %d, want 2", got)
-				}
-			})
+	onBootedTarget(t, func(t *testing.T, bl string, d *simDevice, a *inProcess) {
+		r, err := a.Rollback(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if r.State != ota.StateRolledBack {
+			t.Fatalf("Rollback returned %s, want rolled-back", r.State)
+		}
+		a.wantState(t, ota.StateRolledBack)
+		if got := a.reboot.count(); got != 2 {
+			t.Fatalf("reboots: %d, want 2 (into B, then back)", got)
+		}
+		if s := a.slotStatus(t, "B"); s.Status != slot.StatusBad {
+			t.Fatalf("slot status of B: %+v, want bad", s)
+		}
+		bs := a.bootState(t)
+		if b := bs.Slots["B"]; b.Bootable || b.Trial || bs.Primary() != "A" {
+			t.Fatalf("boot env after the rollback: %+v primary %s, want B not bootable, A primary", bs.Slots, bs.Primary())
+		}
+		if bl == "grub" && (bs.Env["B_OK"] != "0" || bs.Env["ORDER"] != "A B") {
+			t.Fatalf("grubenv after the rollback: %v", bs.Env)
+		}
+		if bl == "uboot" && (bs.Env["BOOT_B_LEFT"] != "0" || bs.Env["BOOT_ORDER"] != "A B") {
+			t.Fatalf("U-Boot env after the rollback: %v", bs.Env)
+		}
+		d.powerOn()
+		if d.booted != "A" {
+			t.Fatalf("the bootloader picks %s after the rollback, want A", d.booted)
+		}
+		if r, err := a.Resume(context.Background()); err != nil || r.State != ota.StateRolledBack {
+			t.Fatalf("Resume after the rollback: %s, %v", r.State, err)
+		}
+		if got := a.reboot.count(); got != 2 {
+			t.Fatalf("reboots after Resume on A: %d, want 2", got)
+		}
+	})
 }
 
 // TestCommitRollbackRefused: Commit and Rollback outside the states they
