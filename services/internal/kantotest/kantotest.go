@@ -258,3 +258,20 @@ func Retained(ctx context.Context, t testing.TB, url, topic string) mqtt.Message
 		return mqtt.Message{}
 	}
 }
+
+// CheckTraceT checks the log of a connector run with TRACE_TOPIC_PREFIX=t
+// and MQTT_LOG_LEVEL=DEBUG after a local app published an event on e and
+// then {"traced":1} on t: the telemetry is traced, the event is not, and
+// the MQTT library's own lines are there (reference §1.5.2).
+func CheckTraceT(t testing.TB, log, service string) {
+	t.Helper()
+	if !strings.Contains(log, `topic=t payload="{\"traced\":1}"`) {
+		t.Errorf("no trace line for the telemetry:\n%s", log)
+	}
+	if strings.Contains(log, "msg=trace service="+service+" topic=e ") {
+		t.Error("an event was traced; only t was asked for")
+	}
+	if !strings.Contains(log, "component=paho") {
+		t.Error("no MQTT library log lines")
+	}
+}
