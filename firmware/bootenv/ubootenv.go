@@ -249,6 +249,16 @@ func (c UBootCopy) at(f *os.File) (int64, error) {
 // load returns the current environment, the index of the current copy and
 // its flags.
 func (u *UBootEnv) load() (env map[string]string, current int, flags byte, err error) {
+	boolean, err := u.booleanFlags()
+	if err != nil {
+		return nil, -1, 0, err
+	}
+	return u.loadScheme(boolean)
+}
+
+// loadScheme is load with the redundancy flag scheme already known
+// (boolean on NOR flash, see booleanFlags).
+func (u *UBootEnv) loadScheme(boolean bool) (env map[string]string, current int, flags byte, err error) {
 	type result struct {
 		env   map[string]string
 		flags byte
@@ -272,10 +282,6 @@ func (u *UBootEnv) load() (env map[string]string, current int, flags byte, err e
 	ok0, ok1 := res[0].err == nil, res[1].err == nil
 	switch {
 	case ok0 && ok1:
-		boolean, err := u.booleanFlags()
-		if err != nil {
-			return nil, -1, 0, err
-		}
 		cur := 0
 		if boolean {
 			cur = currentBoolean(res[0].flags, res[1].flags)
@@ -313,7 +319,11 @@ func (u *UBootEnv) Write(set map[string]string) error {
 		}
 		defer unlock()
 	}
-	env, current, flags, err := u.load()
+	boolean, err := u.booleanFlags()
+	if err != nil {
+		return err
+	}
+	env, current, flags, err := u.loadScheme(boolean)
 	creating := false
 	if err != nil {
 		if !errors.Is(err, ErrNoEnv) || !u.Create {
@@ -334,10 +344,6 @@ func (u *UBootEnv) Write(set map[string]string) error {
 		if err := writeCopy(other, raw); err != nil {
 			return err
 		}
-	}
-	boolean, err := u.booleanFlags()
-	if err != nil {
-		return err
 	}
 	target := 0
 	if u.redundant() {
