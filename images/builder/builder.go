@@ -147,21 +147,30 @@ type Step struct {
 	Duration time.Duration
 }
 
+// RepoDir is the module root the Go binaries are built from: the nearest
+// directory with a go.mod at or above the working directory.
+func RepoDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s: %w", wd, ErrConfig)
+		}
+	}
+}
+
 func (c *Config) defaults() error {
 	if c.RepoDir == "" {
-		wd, err := os.Getwd()
+		d, err := RepoDir()
 		if err != nil {
 			return err
 		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				c.RepoDir = d
-				break
-			}
-			if filepath.Dir(d) == d {
-				return fmt.Errorf("no go.mod above %s: %w", wd, ErrConfig)
-			}
-		}
+		c.RepoDir = d
 	}
 	if c.OutDir == "" {
 		c.OutDir = filepath.Join(c.RepoDir, "out", "image")

@@ -25,8 +25,11 @@ func TestUBootEnvOnNAND(t *testing.T) {
 	setenv := testenv.LookPath(t, "fw_setenv")
 	dir := t.TempDir()
 	guest := filepath.Join(dir, "bootenv.test")
+	var err error
 	build := exec.Command("go", "test", "-c", "-o", guest, "./firmware/bootenv")
-	build.Dir = repoRoot(t)
+	if build.Dir, err = builder.RepoDir(); err != nil {
+		t.Fatal(err)
+	}
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the guest test: %v\n%s", err, out)
@@ -57,13 +60,4 @@ func TestUBootEnvOnNAND(t *testing.T) {
 			t.Logf("%6.2fs %s", l.At.Seconds(), l.Text)
 		}
 	}
-}
-
-// repoRoot is the module root (the package's directory is images/vmtest).
-func repoRoot(t *testing.T) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(filepath.Dir(wd))
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kantofw/kanto/images/builder"
 	"github.com/kantofw/kanto/images/provision"
 	"github.com/kantofw/kanto/images/qemu"
 	"github.com/kantofw/kanto/internal/mosquitto"
@@ -113,19 +114,11 @@ func Campaign(ctx context.Context, o CampaignOptions) (*CampaignResult, error) {
 
 func (o *CampaignOptions) defaults() error {
 	if o.RepoDir == "" {
-		wd, err := os.Getwd()
+		d, err := builder.RepoDir()
 		if err != nil {
 			return err
 		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				o.RepoDir = d
-				break
-			}
-			if filepath.Dir(d) == d {
-				return fmt.Errorf("no go.mod above %s", wd)
-			}
-		}
+		o.RepoDir = d
 	}
 	if o.OutDir == "" {
 		o.OutDir = filepath.Join(o.RepoDir, "out", "demo")
